@@ -1,0 +1,197 @@
+// Package pipeline is the pipeline spec: it parses YAML into an immutable
+// Pipeline, reports every problem with its file:line:col, and plans the
+// tasks as a DAG.
+package pipeline
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/data"
+)
+
+// Pos is a position in a pipeline file.
+type Pos struct {
+	File string
+	Line int
+	Col  int
+}
+
+func (p Pos) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col) }
+
+// Classification is how sensitive a pipeline's data is.
+type Classification string
+
+// The classifications, from least to most sensitive.
+const (
+	Public       Classification = "public"
+	Internal     Classification = "internal"
+	Confidential Classification = "confidential"
+	Restricted   Classification = "restricted"
+)
+
+// Pipeline is a parsed, validated pipeline. It is immutable: nothing
+// modifies a Pipeline after Parse returns it.
+type Pipeline struct {
+	Name           string
+	Namespace      string // "default" when the file names none
+	Description    string
+	Schedule       string // a validated cron expression, or ""
+	Classification Classification // "internal" when the file names none
+	Params         []Param
+	Defaults       Policy
+	MaxActiveTasks int // 0 means the engine's default
+	// Tasks in the order the file declares them. Order gives a
+	// topological order.
+	Tasks []*Task
+
+	// File is the path the pipeline was read from; Dir is its directory,
+	// the base of relative paths in the spec.
+	File string
+	Dir  string
+	// Hash is the hex SHA-256 of the file's bytes: the identity of this
+	// version of the pipeline.
+	Hash string
+}
+
+// Param is a declared pipeline parameter.
+type Param struct {
+	Name string
+	Type ParamType
+	// Default is the default value as written, already checked against
+	// Type; "" with Required false means the empty value of the type.
+	Default  string
+	Required bool
+	Pos      Pos
+}
+
+// ParamType is the type of a parameter.
+type ParamType string
+
+// The parameter types.
+const (
+	ParamString ParamType = "string"
+	ParamInt    ParamType = "int"
+	ParamFloat  ParamType = "float"
+	ParamBool   ParamType = "bool"
+	ParamDate   ParamType = "date" // YYYY-MM-DD
+)
+
+// Backoff is how the delay between attempts grows.
+type Backoff string
+
+// The backoff kinds.
+const (
+	BackoffConstant    Backoff = "constant"
+	BackoffExponential Backoff = "exponential"
+)
+
+// Policy is the retry and timeout policy of a task. Task policies are
+// resolved at parse time: a task's Policy already holds the pipeline
+// defaults merged with its own overrides.
+type Policy struct {
+	// Retries is the number of retries after the first attempt.
+	Retries int
+	// Backoff, RetryDelay and MaxRetryDelay shape the wait before retry n
+	// (1-based): constant waits RetryDelay; exponential waits
+	// RetryDelay*2^(n-1), capped at MaxRetryDelay.
+	Backoff       Backoff
+	RetryDelay    time.Duration
+	MaxRetryDelay time.Duration
+	// Jitter, when true, draws the actual wait uniformly from [d/2, d].
+	Jitter bool
+	// Timeout bounds each attempt; 0 means no timeout.
+	Timeout time.Duration
+}
+
+// TriggerRule says when a task runs, given the outcome of the tasks it needs.
+type TriggerRule string
+
+// The trigger rules.
+const (
+	AllSuccess TriggerRule = "all_success" // every upstream succeeded (the default)
+	AllDone    TriggerRule = "all_done"    // every upstream finished, whatever the outcome
+	OneFailed  TriggerRule = "one_failed"  // at least one upstream failed
+	NoneFailed TriggerRule = "none_failed" // no upstream failed (success or skipped)
+)
+
+// Kind is what a task does.
+type Kind string
+
+// The task kinds.
+const (
+	KindShell  Kind = "shell"  // an argv, run directly with no shell
+	KindScript Kind = "script" // a script for /bin/sh -c
+	KindData   Kind = "data"   // extract and/or transform and/or load
+)
+
+// Task is one node of the DAG.
+type Task struct {
+	Name        string
+	Pos         Pos
+	Needs       []string
+	TriggerRule TriggerRule
+	Policy      Policy
+	Kind        Kind
+
+	// Shell and script tasks.
+	Argv   []string          // KindShell: the command and its arguments, each a template
+	Script string            // KindScript: the script; templates are not allowed in it
+	Env    map[string]string // extra environment variables; values are templates
+	Dir    string            // working directory, a template; relative to the pipeline's Dir
+
+	// Data tasks: any non-empty combination, run as one stream.
+	// With Extract nil, the input is the output of the upstream task Input.
+	// With Load nil, the output is stored as an artifact for downstream tasks.
+	Extract   *Endpoint
+	Transform []Step
+	Load      *Endpoint
+	Input     string // the upstream task whose output this task reads
+}
+
+// Endpoint is a connector with its decoded settings.
+type Endpoint struct {
+	Connector string
+	Config    any // the value data.Connector.Config returned, decoded and validated
+	Pos       Pos
+}
+
+// StepKind is the kind of a transform step.
+type StepKind string
+
+// The transform steps.
+const (
+	StepSelect StepKind = "select" // keep only Columns, in that order
+	StepDrop   StepKind = "drop"   // remove Columns
+	StepRename StepKind = "rename" // rename per Renames
+	StepCast   StepKind = "cast"   // convert per Casts; a value that does not convert is quarantined
+	StepFilter StepKind = "filter" // keep rows where Expr (CEL, bool) is true
+	StepDerive StepKind = "derive" // add or replace columns computed by CEL, in order
+)
+
+// Step is one transform step. Which fields are set depends on Kind.
+type Step struct {
+	Kind    StepKind
+	Pos     Pos
+	Columns []string
+	Renames []Rename
+	Casts   []Cast
+	Expr    string
+	Derives []Derive
+}
+
+// Rename renames column From to To.
+type Rename struct{ From, To string }
+
+// Cast converts Column to Type.
+type Cast struct {
+	Column string
+	Type   data.Type
+}
+
+// Derive sets Column to the value of the CEL expression Expr.
+type Derive struct {
+	Column string
+	Expr   string
+	Pos    Pos
+}
