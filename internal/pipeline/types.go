@@ -36,7 +36,7 @@ type Pipeline struct {
 	Name           string
 	Namespace      string // "default" when the file names none
 	Description    string
-	Schedule       string // a validated cron expression, or ""
+	Schedule       string         // a validated cron expression, or ""
 	Classification Classification // "internal" when the file names none
 	Params         []Param
 	Defaults       Policy
@@ -62,7 +62,9 @@ type Param struct {
 	// Type; "" with Required false means the empty value of the type.
 	Default  string
 	Required bool
-	Pos      Pos
+	// Description says what the param is for; shown by the CLI and UI.
+	Description string
+	Pos         Pos
 }
 
 // ParamType is the type of a parameter.

@@ -1,0 +1,211 @@
+// Package fileio holds what the file connectors (csv, jsonl) and the
+// artifact package share: resolving a configured path, writing a file
+// atomically, the ordered schema setting, and the text form of timestamps.
+//
+// It exists so that those rules are written once: a sink that forgot the
+// directory fsync, or a reader that parsed timestamps differently from its
+// writer, would be a bug that only shows on a crash or a round trip.
+package fileio
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/data"
+)
+
+// File modes for everything the connectors create: datasets may hold
+// personal data, so only the owner may read them.
+const (
+	FileMode os.FileMode = 0o600
+	DirMode  os.FileMode = 0o700
+)
+
+// ResolvePath expands the templated path p with env.Expand and makes a
+// relative result relative to env.Dir, the directory of the pipeline file,
+// so that a pipeline reads the same files whatever directory it is run from.
+func ResolvePath(env data.Env, p string) (string, error) {
+	if env.Expand != nil {
+		e, err := env.Expand(p)
+		if err != nil {
+			return "", fmt.Errorf("expanding path %q: %w", p, err)
+		}
+		p = e
+	}
+	if p == "" {
+		return "", fmt.Errorf("path is empty")
+	}
+	if !filepath.IsAbs(p) && env.Dir != "" {
+		p = filepath.Join(env.Dir, p)
+	}
+	return filepath.Clean(p), nil
+}
+
+// BatchSize picks the rows per batch: the connector's own setting, else the
+// task's, else data.DefaultBatchSize.
+func BatchSize(configured int, env data.Env) int {
+	switch {
+	case configured > 0:
+		return configured
+	case env.BatchSize > 0:
+		return env.BatchSize
+	}
+	return data.DefaultBatchSize
+}
+
+// AtomicFile is a file that becomes visible at its final path only when
+// committed. Writes go to a temporary file in the destination directory
+// (same file system, so the final rename is atomic); Commit flushes,
+// fsyncs, renames, and fsyncs the directory so the rename itself survives a
+// crash. A reader of the final path sees either nothing or the whole file.
+type AtomicFile struct {
+	final string
+	f     *os.File
+	w     *bufio.Writer
+	done  bool
+}
+
+// bufSize is the write buffer of an AtomicFile: large enough that writes
+// reach the kernel in big chunks.
+const bufSize = 256 << 10
+
+// CreateAtomic starts an atomic write of path, creating missing parent
+// directories with DirMode. The temporary file has FileMode.
+func CreateAtomic(path string) (*AtomicFile, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, DirMode); err != nil {
+		return nil, fmt.Errorf("creating directory for %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating temporary file for %s: %w", path, err)
+	}
+	if err := f.Chmod(FileMode); err != nil {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+		return nil, fmt.Errorf("setting mode of temporary file for %s: %w", path, err)
+	}
+	return &AtomicFile{final: path, f: f, w: bufio.NewWriterSize(f, bufSize)}, nil
+}
+
+// Path returns the final path.
+func (a *AtomicFile) Path() string { return a.final }
+
+// TempPath returns the path of the temporary file being written.
+func (a *AtomicFile) TempPath() string { return a.f.Name() }
+
+// Write buffers p for the temporary file.
+func (a *AtomicFile) Write(p []byte) (int, error) {
+	if a.done {
+		return 0, fmt.Errorf("writing %s: already committed or aborted", a.final)
+	}
+	n, err := a.w.Write(p)
+	if err != nil {
+		return n, fmt.Errorf("writing %s: %w", a.f.Name(), err)
+	}
+	return n, nil
+}
+
+// Commit makes the file visible at its final path. On error the temporary
+// file is removed and nothing appears at the final path.
+func (a *AtomicFile) Commit() error {
+	if a.done {
+		return fmt.Errorf("committing %s: already committed or aborted", a.final)
+	}
+	a.done = true
+	tmp := a.f.Name()
+	fail := func(what string, err error) error {
+		_ = a.f.Close()
+		_ = os.Remove(tmp)
+		return fmt.Errorf("%s %s: %w", what, a.final, err)
+	}
+	if err := a.w.Flush(); err != nil {
+		return fail("flushing", err)
+	}
+	if err := a.f.Sync(); err != nil {
+		return fail("syncing", err)
+	}
+	if err := a.f.Close(); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("closing %s: %w", a.final, err)
+	}
+	if err := os.Rename(tmp, a.final); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("renaming into %s: %w", a.final, err)
+	}
+	if err := syncDir(filepath.Dir(a.final)); err != nil {
+		return fmt.Errorf("syncing directory of %s: %w", a.final, err)
+	}
+	return nil
+}
+
+// Abort discards the temporary file. It is a no-op after Commit or a
+// previous Abort, so callers may defer it unconditionally.
+func (a *AtomicFile) Abort() error {
+	if a.done {
+		return nil
+	}
+	a.done = true
+	_ = a.f.Close()
+	if err := os.Remove(a.f.Name()); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("removing temporary file of %s: %w", a.final, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// timeLayouts are the timestamp forms the readers accept, most common
+// first. Forms without a zone are taken as UTC.
+var timeLayouts = [...]string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05Z07:00", "2006-01-02 15:04:05", "2006-01-02"}
+
+// ParseTime parses a timestamp as the file connectors read it: RFC 3339
+// (with or without fractional seconds), the same with a space instead of
+// "T", or without a zone (UTC), or a bare date (midnight UTC). The result
+// is in UTC, truncated to microseconds like every data.Timestamp.
+func ParseTime(s string) (time.Time, bool) {
+	for _, l := range timeLayouts {
+		if len(s) < len("2006-01-02") {
+			break
+		}
+		if t, err := time.Parse(l, s); err == nil {
+			return t.UTC().Truncate(time.Microsecond), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// AppendTime appends t in the form the file sinks write: RFC 3339 in UTC
+// with trailing zeros of the fraction trimmed (time.RFC3339Nano).
+func AppendTime(b []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(b, time.RFC3339Nano)
+}
+
+// CheckBatch returns an error when a batch written to a sink opened for
+// schema want does not have the same column types in the same order: a sink
+// writes columns by position, so a mismatch would write values under the
+// wrong heading.
+func CheckBatch(want *data.Schema, b *data.Batch) error {
+	if len(b.Cols) != len(want.Fields) {
+		return fmt.Errorf("batch has %d columns, sink was opened for %d (%s)", len(b.Cols), len(want.Fields), want)
+	}
+	for i, f := range want.Fields {
+		if b.Cols[i].Type != f.Type {
+			return fmt.Errorf("column %d (%q): batch has type %s, sink was opened for %s", i+1, f.Name, b.Cols[i].Type, f.Type)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,205 @@
+package jsonl
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/internal/data"
+	"github.com/sluicehq/sluice/internal/data/fileio"
+)
+
+// flushAt is how much encoded text the sink gathers before handing it to
+// the file.
+const flushAt = 64 << 10
+
+// Sink writes a JSON Lines file atomically. It implements data.Sink.
+type Sink struct {
+	af     *fileio.AtomicFile
+	schema *data.Schema
+	keys   [][]byte // `{"name":` and `,"name":`, encoded once
+	buf    []byte
+}
+
+var _ data.Sink = (*Sink)(nil)
+
+// OpenSink starts writing the file named by cfg (a *Config) for records of
+// schema. Nothing appears at the path until Commit.
+func OpenSink(ctx context.Context, cfg any, schema *data.Schema, env data.Env) (data.Sink, error) {
+	c, err := asConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(c.Schema) > 0:
+		return nil, fmt.Errorf("jsonl: schema: applies only to reading; the sink writes the fields it receives")
+	case c.BatchSize != 0:
+		return nil, fmt.Errorf("jsonl: batch_size: applies only to reading")
+	}
+	path, err := fileio.ResolvePath(env, c.Path)
+	if err != nil {
+		return nil, fmt.Errorf("jsonl: %w", err)
+	}
+	af, err := fileio.CreateAtomic(path)
+	if err != nil {
+		return nil, fmt.Errorf("jsonl: %w", err)
+	}
+	return newSink(af, schema), nil
+}
+
+func newSink(af *fileio.AtomicFile, schema *data.Schema) *Sink {
+	s := &Sink{af: af, schema: schema, buf: make([]byte, 0, flushAt+4096)}
+	for i, f := range schema.Fields {
+		sep := byte(',')
+		if i == 0 {
+			sep = '{'
+		}
+		k := appendString([]byte{sep}, f.Name)
+		s.keys = append(s.keys, append(k, ':'))
+	}
+	return s
+}
+
+// Write encodes the batch.
+func (s *Sink) Write(ctx context.Context, b *data.Batch) error {
+	if err := fileio.CheckBatch(s.schema, b); err != nil {
+		return fmt.Errorf("jsonl: writing %s: %w", s.af.Path(), err)
+	}
+	for row := 0; row < b.Len; row++ {
+		s.buf = appendRow(s.buf, s.keys, b, row)
+		if len(s.buf) >= flushAt {
+			if err := s.flush(); err != nil {
+				return err
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// appendRow appends row of b as one JSON object and a newline.
+func appendRow(buf []byte, keys [][]byte, b *data.Batch, row int) []byte {
+	if len(keys) == 0 {
+		return append(buf, "{}\n"...)
+	}
+	for i := range b.Cols {
+		buf = append(buf, keys[i]...)
+		c := &b.Cols[i]
+		if c.IsNull(row) {
+			buf = append(buf, "null"...)
+			continue
+		}
+		switch c.Type {
+		case data.String:
+			buf = appendString(buf, c.Strings[row])
+		case data.Int:
+			buf = strconv.AppendInt(buf, c.Ints[row], 10)
+		case data.Float:
+			f := c.Floats[row]
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				buf = append(buf, "null"...)
+			} else {
+				buf = strconv.AppendFloat(buf, f, 'g', -1, 64)
+			}
+		case data.Bool:
+			buf = strconv.AppendBool(buf, c.Bools[row])
+		case data.Timestamp:
+			buf = append(buf, '"')
+			buf = fileio.AppendTime(buf, c.Times[row])
+			buf = append(buf, '"')
+		}
+	}
+	return append(buf, '}', '\n')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends v as a JSON string: quotes, backslashes and control
+// characters escaped, invalid UTF-8 replaced by U+FFFD, and U+2028/U+2029
+// escaped so the output is also safe inside JavaScript.
+func appendString(b []byte, v string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(v); {
+		c := v[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, v[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(v[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, v[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, v[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, v[start:]...)
+	return append(b, '"')
+}
+
+func (s *Sink) flush() error {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	_, err := s.af.Write(s.buf)
+	s.buf = s.buf[:0]
+	if err != nil {
+		return fmt.Errorf("jsonl: %w", err)
+	}
+	return nil
+}
+
+// Commit makes the file visible at its path.
+func (s *Sink) Commit(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.flush(); err != nil {
+		_ = s.af.Abort()
+		return err
+	}
+	if err := s.af.Commit(); err != nil {
+		return fmt.Errorf("jsonl: %w", err)
+	}
+	return nil
+}
+
+// Abort discards everything written.
+func (s *Sink) Abort() error {
+	if err := s.af.Abort(); err != nil {
+		return fmt.Errorf("jsonl: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+package transform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/internal/data"
+)
+
+// mkBatch builds a batch from rows of Go values (string, int, float64,
+// bool, time.Time; nil for null).
+func mkBatch(t testing.TB, s *data.Schema, rows [][]any) *data.Batch {
+	t.Helper()
+	b := data.NewBatch(s, len(rows))
+	for r, row := range rows {
+		if len(row) != len(s.Fields) {
+			t.Fatalf("row %d has %d values, schema has %d fields", r, len(row), len(s.Fields))
+		}
+		for i, v := range row {
+			c := &b.Cols[i]
+			if v == nil {
+				switch c.Type {
+				case data.String:
+					c.Strings = append(c.Strings, "")
+				case data.Int:
+					c.Ints = append(c.Ints, 0)
+				case data.Float:
+					c.Floats = append(c.Floats, 0)
+				case data.Bool:
+					c.Bools = append(c.Bools, false)
+				case data.Timestamp:
+					c.Times = append(c.Times, time.Time{})
+				}
+				c.SetNull(r, len(rows))
+				continue
+			}
+			switch c.Type {
+			case data.String:
+				c.Strings = append(c.Strings, v.(string))
+			case data.Int:
+				c.Ints = append(c.Ints, int64(v.(int)))
+			case data.Float:
+				c.Floats = append(c.Floats, v.(float64))
+			case data.Bool:
+				c.Bools = append(c.Bools, v.(bool))
+			case data.Timestamp:
+				c.Times = append(c.Times, v.(time.Time))
+			}
+		}
+	}
+	b.Len = len(rows)
+	return b
+}
+
+// rowsOf reads a batch back into Go values, nil for null.
+func rowsOf(t testing.TB, b *data.Batch) [][]any {
+	t.Helper()
+	if len(b.Cols) != len(b.Schema.Fields) {
+		t.Fatalf("batch has %d columns, schema %d fields", len(b.Cols), len(b.Schema.Fields))
+	}
+	out := [][]any{}
+	for r := 0; r < b.Len; r++ {
+		row := make([]any, len(b.Cols))
+		for i := range b.Cols {
+			c := &b.Cols[i]
+			if c.Type != b.Schema.Fields[i].Type {
+				t.Fatalf("column %d is %s, schema says %s", i, c.Type, b.Schema.Fields[i].Type)
+			}
+			if c.IsNull(r) {
+				continue
+			}
+			switch c.Type {
+			case data.String:
+				row[i] = c.Strings[r]
+			case data.Int:
+				row[i] = int(c.Ints[r])
+			case data.Float:
+				row[i] = c.Floats[r]
+			case data.Bool:
+				row[i] = c.Bools[r]
+			case data.Timestamp:
+				row[i] = c.Times[r]
+			}
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+// recorder is a Quarantine that keeps what it receives.
+type recorder struct {
+	mu      sync.Mutex
+	rejects []data.Reject
+	fail    error
+}
+
+func (q *recorder) Reject(_ context.Context, r data.Reject) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.fail != nil {
+		return q.fail
+	}
+	q.rejects = append(q.rejects, r)
+	return nil
+}
+
+func checkInvariant(t testing.TB, s Stats) {
+	t.Helper()
+	if s.In != s.Out+s.Filtered+s.Quarantined {
+		t.Errorf("stats %+v: In != Out + Filtered + Quarantined", s)
+	}
+}
+
+var errQuarantineFull = errors.New("quarantine full")
+
+func f(name string, t data.Type) data.Field { return data.Field{Name: name, Type: t} }
+
+func mustSchema(t testing.TB, fields ...data.Field) *data.Schema {
+	t.Helper()
+	s, err := data.NewSchema(fields...)
+	if err != nil {
+		t.Fatal(fmt.Errorf("building schema: %w", err))
+	}
+	return s
+}
