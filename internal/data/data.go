@@ -212,6 +212,20 @@ type Sink interface {
 	Abort() error
 }
 
+// Output describes what a sink committed: where the data went, how many
+// bytes, and the hex SHA-256 of those bytes, so a run can record and later
+// prove what it delivered.
+type Output struct {
+	Location string
+	Bytes    int64
+	SHA256   string
+}
+
+// Outputer is implemented by sinks that can describe what they committed.
+type Outputer interface {
+	Output() Output
+}
+
 // Reject is a record that could not be read or processed: it goes to the
 // task's quarantine output instead of crashing the task or vanishing.
 type Reject struct {

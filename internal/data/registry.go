@@ -75,10 +75,14 @@ func (r *Registry) Lookup(name string) (*Connector, bool) {
 }
 
 // Sources returns the names of connectors usable as sources, sorted.
-func (r *Registry) Sources() []string { return r.names(func(c *Connector) bool { return c.OpenSource != nil }) }
+func (r *Registry) Sources() []string {
+	return r.names(func(c *Connector) bool { return c.OpenSource != nil })
+}
 
 // Sinks returns the names of connectors usable as sinks, sorted.
-func (r *Registry) Sinks() []string { return r.names(func(c *Connector) bool { return c.OpenSink != nil }) }
+func (r *Registry) Sinks() []string {
+	return r.names(func(c *Connector) bool { return c.OpenSink != nil })
+}
 
 func (r *Registry) names(keep func(*Connector) bool) []string {
 	r.mu.RLock()

@@ -24,7 +24,10 @@ type Sink struct {
 	buf    []byte
 }
 
-var _ data.Sink = (*Sink)(nil)
+var (
+	_ data.Sink     = (*Sink)(nil)
+	_ data.Outputer = (*Sink)(nil)
+)
 
 // OpenSink starts writing the file named by cfg (a *Config) for records of
 // schema. Nothing appears at the path until Commit.
@@ -189,6 +192,9 @@ func (s *Sink) Commit(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Output describes the committed file, for the run record.
+func (s *Sink) Output() data.Output { return s.af.Output() }
 
 // Abort discards everything written.
 func (s *Sink) Abort() error {

@@ -9,7 +9,11 @@ package fileio
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"hash"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -65,6 +69,8 @@ type AtomicFile struct {
 	final string
 	f     *os.File
 	w     *bufio.Writer
+	sum   hash.Hash // SHA-256 of everything written
+	n     int64
 	done  bool
 }
 
@@ -88,7 +94,8 @@ func CreateAtomic(path string) (*AtomicFile, error) {
 		_ = os.Remove(f.Name())
 		return nil, fmt.Errorf("setting mode of temporary file for %s: %w", path, err)
 	}
-	return &AtomicFile{final: path, f: f, w: bufio.NewWriterSize(f, bufSize)}, nil
+	sum := sha256.New()
+	return &AtomicFile{final: path, f: f, w: bufio.NewWriterSize(io.MultiWriter(f, sum), bufSize), sum: sum}, nil
 }
 
 // Path returns the final path.
@@ -103,6 +110,7 @@ func (a *AtomicFile) Write(p []byte) (int, error) {
 		return 0, fmt.Errorf("writing %s: already committed or aborted", a.final)
 	}
 	n, err := a.w.Write(p)
+	a.n += int64(n)
 	if err != nil {
 		return n, fmt.Errorf("writing %s: %w", a.f.Name(), err)
 	}
@@ -140,6 +148,12 @@ func (a *AtomicFile) Commit() error {
 		return fmt.Errorf("syncing directory of %s: %w", a.final, err)
 	}
 	return nil
+}
+
+// Output describes the committed file: where it is, its size and the hex
+// SHA-256 of its bytes. Meaningful after a successful Commit.
+func (a *AtomicFile) Output() data.Output {
+	return data.Output{Location: a.final, Bytes: a.n, SHA256: hex.EncodeToString(a.sum.Sum(nil))}
 }
 
 // Abort discards the temporary file. It is a no-op after Commit or a

@@ -1,7 +1,10 @@
 package fileio
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -78,5 +81,31 @@ func TestResolvePath(t *testing.T) {
 	}
 	if _, err := ResolvePath(env, "bad"); err == nil || err.Error() != `expanding path "bad": no such param` {
 		t.Errorf("error = %v", err)
+	}
+}
+
+func TestAtomicFileOutputDigest(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "sub", "out.txt")
+	af, err := CreateAtomic(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, chunk := range []string{"hello ", "atomic ", "world\n"} {
+		if _, err := af.Write([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := af.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	want := data.Output{Location: path, Bytes: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}
+	if got := af.Output(); got != want {
+		t.Errorf("Output() = %+v, want %+v", got, want)
 	}
 }

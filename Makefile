@@ -1,0 +1,15 @@
+# The two commands of the README: `make demo` runs the demo pipeline on the
+# embedded store; `make test` runs every test. Both work on a fresh clone.
+.PHONY: demo test build bench fuzz
+
+demo:
+	go run ./cmd/sluice run examples/customers/pipeline.yaml
+
+test:
+	./scripts/test.sh
+
+build:
+	go build -o bin/sluice ./cmd/sluice
+
+bench:
+	./bench/run.sh
