@@ -730,10 +730,7 @@ func (d *driver) runAttempt(ts *tstate, number, failures int, inputIDs map[strin
 func (d *driver) execute(ts *tstate, number int, logRel string, inputIDs map[string]string) (res task.Result, err error) {
 	e := d.e
 	t := ts.t
-	f, err := os.OpenFile(filepath.Join(e.stateDir, logRel), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND|noFollow, logFileMode)
-	if err != nil {
-		return res, fmt.Errorf("opening task log: %w", err)
-	}
+	f := &taskLog{path: filepath.Join(e.stateDir, logRel)}
 	defer func() {
 		if err != nil {
 			fmt.Fprintf(f, "sluice: attempt %d failed: %s\n", number, err)
