@@ -17,13 +17,16 @@ trap 'rm -rf "$work"' EXIT
 go build -o "$work/sluice" ./cmd/sluice
 go build -o "$work/gen" ./bench/gen
 
-# measure CMD...: runs CMD $REPEAT times; prints "median_seconds max_rss_mb".
+# measure CMD...: runs CMD $REPEAT times; prints "median_seconds max_rss_mb"
+# (wall time from the shell's clock, which includes starting the process).
 measure() {
 	local times=() rss=0
 	for _ in $(seq "$REPEAT"); do
-		/usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" "$work/time"; exit 1; }
-		read -r t m <"$work/time"
-		times+=("$t")
+		local t0=$EPOCHREALTIME
+		/usr/bin/time -f "%M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" "$work/time"; exit 1; }
+		local t1=$EPOCHREALTIME
+		read -r m <"$work/time"
+		times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')")
 		((m > rss)) && rss=$m
 	done
 	local med
