@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, vet, and every test with the race
-# detector. The embedded store (SQLite) needs no service. As connectors
-# that talk to PostgreSQL, MariaDB or NATS arrive, this script checks each
-# service their tests need and starts it when it is down, so a fresh machine
-# passes too.
+# detector. Connector tests talk to real PostgreSQL, MariaDB and NATS
+# JetStream servers on loopback: scripts/services.sh checks each and starts
+# it when it is down, so a fresh machine passes too. Tests that need a
+# service fail (never skip) when it cannot be reached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,9 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' 
 if [ -n "$unformatted" ]; then
 	echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
+
+echo "== services"
+./scripts/services.sh
 
 echo "== go vet"
 go vet ./...
