@@ -3,6 +3,7 @@ package data
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"sync"
 )
@@ -20,7 +21,17 @@ type Env struct {
 	Quarantine Quarantine
 	// BatchSize is the number of rows per batch a source should produce.
 	BatchSize int
+	// Encrypt wraps w so that what a sink writes is encrypted under a data
+	// key of its own (a file sink's `encrypt: true`); `sluice decrypt`
+	// reads such a file back. ref names what is written, for the key's
+	// record. Nil where encryption is not available.
+	Encrypt func(w io.Writer, ref string) (io.WriteCloser, error)
 }
+
+// EncryptedFileAAD is the associated data of files that sinks encrypt
+// (Env.Encrypt). It is fixed, not the file's name, so that an encrypted
+// file can be moved and renamed and still be decrypted.
+const EncryptedFileAAD = "sluice/file"
 
 // Connector is a named source, sink, or both. Its lifecycle follows the
 // spec: the pipeline parser decodes the connector's settings strictly into
@@ -37,6 +48,11 @@ type Connector struct {
 	// OpenSink opens the connector as a sink for records of schema; nil if
 	// it is not one.
 	OpenSink func(ctx context.Context, cfg any, schema *Schema, env Env) (Sink, error)
+	// Transport, when set, checks that the decoded settings protect data
+	// in transit as the pipeline's classification requires (TLS for
+	// confidential and restricted data off loopback). The parser calls it
+	// and reports its error at the connector's settings.
+	Transport func(cfg any, classification string) error
 }
 
 // Registry holds connectors by name.

@@ -117,3 +117,41 @@ func BenchmarkCSVWrite(b *testing.B) {
 	}
 	b.ReportMetric(float64(benchRows/4096*4096)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
+
+// BenchmarkCSVToCSV is the file half of a CSV → filter → CSV pipeline:
+// read and type every record, write every record.
+func BenchmarkCSVToCSV(b *testing.B) {
+	dir := b.TempDir()
+	writeBench(b, dir)
+	cfg := &Config{Path: "bench.csv", Delimiter: ",", Header: true, Schema: fileio.Columns(benchSchema.Fields)}
+	env := testEnv(dir, &quarantine{})
+	env.BatchSize = data.DefaultBatchSize
+	b.ReportAllocs()
+	for b.Loop() {
+		src, err := OpenSource(context.Background(), cfg, env)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sink, err := OpenSink(context.Background(), &Config{Path: "out.csv", Header: true}, src.Schema(), env)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			bt, err := src.Next(context.Background())
+			if errors.Is(err, data.ErrEndOfInput) {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := sink.Write(context.Background(), bt); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := sink.Commit(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		src.Close()
+	}
+	b.ReportMetric(float64(benchRows)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}

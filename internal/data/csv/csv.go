@@ -37,8 +37,21 @@ func init() {
 type Config struct {
 	// Path is the file, a template (e.g. "in/{{ .LogicalDate }}.csv");
 	// relative paths are relative to the pipeline file's directory.
-	// Required.
+	// Reading, it may be a glob ("in/*.csv"): the files are read in
+	// lexical order and must have the same header. Writing with
+	// PartitionBy, it holds "{partition}". Required.
 	Path string `yaml:"path"`
+	// Compression is gzip, zstd or none; by default a path ending in
+	// ".gz" or ".zst" says.
+	Compression string `yaml:"compression"`
+	// Encrypt, on a sink, encrypts the file(s) at rest under a data key
+	// of sluice's keyring; `sluice decrypt FILE` reads them back.
+	Encrypt bool `yaml:"encrypt"`
+	// PartitionBy names a column: the sink writes one file per distinct
+	// value, substituted for "{partition}" in the path. Writing only.
+	PartitionBy string `yaml:"partition_by"`
+	// MaxPartitions caps the partition files; default 100. Writing only.
+	MaxPartitions int `yaml:"max_partitions"`
 	// Delimiter separates fields: one character, default ",". Written
 	// "\t" in YAML double quotes for tab-separated files.
 	Delimiter string `yaml:"delimiter"`
@@ -67,6 +80,12 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.delim(); err != nil {
 		return err
+	}
+	if _, err := fileio.ParseCompression(c.Compression); err != nil {
+		return err
+	}
+	if c.MaxPartitions < 0 {
+		return fmt.Errorf("max_partitions: must not be negative, got %d", c.MaxPartitions)
 	}
 	if c.BatchSize < 0 {
 		return fmt.Errorf("batch_size: must not be negative, got %d", c.BatchSize)

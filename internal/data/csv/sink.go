@@ -3,6 +3,7 @@ package csv
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -16,21 +17,17 @@ import (
 // the file.
 const flushAt = 64 << 10
 
-// Sink writes a CSV file atomically. It implements data.Sink.
-type Sink struct {
-	af     *fileio.AtomicFile
+// encoder writes CSV text to one file of a fileio.Sink.
+type encoder struct {
+	w      io.Writer
 	schema *data.Schema
 	delim  rune
 	buf    []byte
 }
 
-var (
-	_ data.Sink     = (*Sink)(nil)
-	_ data.Outputer = (*Sink)(nil)
-)
-
 // OpenSink starts writing the file named by cfg (a *Config) for records of
-// schema. Nothing appears at the path until Commit.
+// schema: one file, or one per partition with partition_by, compressed as
+// the path or compression setting says. Nothing appears until Commit.
 func OpenSink(ctx context.Context, cfg any, schema *data.Schema, env data.Env) (data.Sink, error) {
 	c, err := asConfig(cfg)
 	if err != nil {
@@ -48,13 +45,24 @@ func OpenSink(ctx context.Context, cfg any, schema *data.Schema, env data.Env) (
 	if err != nil {
 		return nil, fmt.Errorf("csv: %w", err)
 	}
+	comp, _ := fileio.ParseCompression(c.Compression)
 	delim, _ := c.delim()
-	af, err := fileio.CreateAtomic(path)
+	header := c.Header
+	encrypt, err := fileio.Encryption(c.Encrypt, env, Name)
 	if err != nil {
-		return nil, fmt.Errorf("csv: %w", err)
+		return nil, err
 	}
-	s := &Sink{af: af, schema: schema, delim: delim, buf: make([]byte, 0, flushAt+4096)}
-	if c.Header {
+	return fileio.OpenSink(fileio.SinkOptions{
+		Encrypt: encrypt,
+		Label:   Name, Path: path, Compression: comp, PartitionBy: c.PartitionBy, MaxPartitions: c.MaxPartitions,
+	}, schema, func(w io.Writer, schema *data.Schema) (fileio.Encoder, error) {
+		return newEncoder(w, schema, delim, header), nil
+	})
+}
+
+func newEncoder(w io.Writer, schema *data.Schema, delim rune, header bool) *encoder {
+	s := &encoder{w: w, schema: schema, delim: delim, buf: make([]byte, 0, flushAt+4096)}
+	if header {
 		for i, f := range schema.Fields {
 			if i > 0 {
 				s.buf = utf8.AppendRune(s.buf, delim)
@@ -63,14 +71,11 @@ func OpenSink(ctx context.Context, cfg any, schema *data.Schema, env data.Env) (
 		}
 		s.buf = append(s.buf, '\n')
 	}
-	return s, nil
+	return s
 }
 
 // Write encodes the batch.
-func (s *Sink) Write(ctx context.Context, b *data.Batch) error {
-	if err := fileio.CheckBatch(s.schema, b); err != nil {
-		return fmt.Errorf("csv: writing %s: %w", s.af.Path(), err)
-	}
+func (s *encoder) Write(ctx context.Context, b *data.Batch) error {
 	single := len(b.Cols) == 1
 	for row := 0; row < b.Len; row++ {
 		for i := range b.Cols {
@@ -129,7 +134,7 @@ func appendFloat(b []byte, f float64) []byte {
 
 // appendString appends v, quoted when it holds the delimiter, a quote, a
 // line break or leading white space (which some readers trim).
-func (s *Sink) appendString(b []byte, v string) []byte {
+func (s *encoder) appendString(b []byte, v string) []byte {
 	if !s.needsQuotes(v) {
 		return append(b, v...)
 	}
@@ -147,7 +152,7 @@ func (s *Sink) appendString(b []byte, v string) []byte {
 	return append(b, '"')
 }
 
-func (s *Sink) needsQuotes(v string) bool {
+func (s *encoder) needsQuotes(v string) bool {
 	if v == "" {
 		return false
 	}
@@ -166,11 +171,11 @@ func (s *Sink) needsQuotes(v string) bool {
 	return strings.ContainsAny(v, "\"\r\n") || strings.ContainsRune(v, s.delim)
 }
 
-func (s *Sink) flush() error {
+func (s *encoder) flush() error {
 	if len(s.buf) == 0 {
 		return nil
 	}
-	_, err := s.af.Write(s.buf)
+	_, err := s.w.Write(s.buf)
 	s.buf = s.buf[:0]
 	if err != nil {
 		return fmt.Errorf("csv: %w", err)
@@ -178,28 +183,5 @@ func (s *Sink) flush() error {
 	return nil
 }
 
-// Commit makes the file visible at its path.
-func (s *Sink) Commit(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := s.flush(); err != nil {
-		_ = s.af.Abort()
-		return err
-	}
-	if err := s.af.Commit(); err != nil {
-		return fmt.Errorf("csv: %w", err)
-	}
-	return nil
-}
-
-// Output describes the committed file, for the run record.
-func (s *Sink) Output() data.Output { return s.af.Output() }
-
-// Abort discards everything written.
-func (s *Sink) Abort() error {
-	if err := s.af.Abort(); err != nil {
-		return fmt.Errorf("csv: %w", err)
-	}
-	return nil
-}
+// Close writes the text still buffered.
+func (s *encoder) Close() error { return s.flush() }

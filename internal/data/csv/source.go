@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"unicode/utf8"
 
@@ -21,7 +20,7 @@ const readBufSize = 256 << 10
 // Source reads a CSV file. It implements data.Source.
 type Source struct {
 	path   string
-	f      *os.File
+	f      io.ReadCloser
 	win    *window
 	r      *stdcsv.Reader
 	q      data.Quarantine
@@ -44,28 +43,41 @@ func OpenSource(ctx context.Context, cfg any, env data.Env) (data.Source, error)
 	if err != nil {
 		return nil, err
 	}
+	if c.Encrypt {
+		return nil, fmt.Errorf("csv: encrypt: applies only to writing (read an encrypted file back with 'sluice decrypt')")
+	}
 	if !c.Header && len(c.Columns) == 0 && len(c.Schema) == 0 {
 		// Checked here, not in Validate: a sink needs no column names.
 		return nil, fmt.Errorf("csv: columns: required to read a file without a header (or declare schema)")
 	}
-	path, err := fileio.ResolvePath(env, c.Path)
+	if c.PartitionBy != "" || c.MaxPartitions != 0 {
+		return nil, fmt.Errorf("csv: partition_by, max_partitions: apply only to writing")
+	}
+	pattern, err := fileio.ResolvePath(env, c.Path)
 	if err != nil {
 		return nil, fmt.Errorf("csv: %w", err)
 	}
-	f, err := os.Open(path)
+	paths, err := fileio.Glob(pattern)
 	if err != nil {
-		return nil, fmt.Errorf("csv: opening %s: %w", path, err)
+		return nil, fmt.Errorf("csv: %w", err)
 	}
-	s, err := newSource(ctx, f, path, c, env)
-	if err != nil {
-		_ = f.Close()
-		return nil, err
-	}
-	return s, nil
+	comp, _ := fileio.ParseCompression(c.Compression)
+	return fileio.OpenFiles(ctx, paths, func(ctx context.Context, path string, _ *data.Schema) (data.Source, error) {
+		f, err := fileio.OpenInput(path, comp)
+		if err != nil {
+			return nil, fmt.Errorf("csv: %w", err)
+		}
+		s, err := newSource(ctx, f, path, c, env)
+		if err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+		return s, nil
+	})
 }
 
 // newSource reads from f, which it owns from then on.
-func newSource(ctx context.Context, f *os.File, path string, c *Config, env data.Env) (*Source, error) {
+func newSource(ctx context.Context, f io.ReadCloser, path string, c *Config, env data.Env) (*Source, error) {
 	delim, _ := c.delim()
 	br := bufio.NewReaderSize(f, readBufSize)
 	if bom, err := br.Peek(3); err == nil && string(bom) == "\xef\xbb\xbf" {
@@ -251,7 +263,7 @@ func trimNewline(b []byte) []byte {
 // Close releases the file.
 func (s *Source) Close() error {
 	if err := s.f.Close(); err != nil {
-		return fmt.Errorf("csv: closing %s: %w", s.path, err)
+		return fmt.Errorf("csv: %w", err)
 	}
 	return nil
 }

@@ -109,3 +109,24 @@ func TestAtomicFileOutputDigest(t *testing.T) {
 		t.Errorf("Output() = %+v, want %+v", got, want)
 	}
 }
+
+func TestAppendTimeMatchesFormat(t *testing.T) {
+	t.Parallel()
+	times := []time.Time{
+		time.Date(2024, 5, 1, 10, 30, 0, 0, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.FixedZone("x", -3600)),
+		time.Date(-5, 3, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 500000000, time.UTC),
+		time.Unix(0, 0),
+	}
+	for i := range 2000 {
+		times = append(times, time.Unix(int64(i)*7919*86399, int64(i)*123457%1e9))
+	}
+	for _, tm := range times {
+		want := tm.UTC().Format(time.RFC3339Nano)
+		if got := string(AppendTime(nil, tm)); got != want {
+			t.Errorf("AppendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}

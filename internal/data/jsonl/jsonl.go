@@ -45,8 +45,22 @@ func init() {
 // Config is the jsonl connector's settings.
 type Config struct {
 	// Path is the file, a template; relative paths are relative to the
-	// pipeline file's directory. Required.
+	// pipeline file's directory. Reading, it may be a glob
+	// ("in/*.jsonl"): the files are read in lexical order, all with the
+	// first file's schema. Writing with PartitionBy, it holds
+	// "{partition}". Required.
 	Path string `yaml:"path"`
+	// Compression is gzip, zstd or none; by default a path ending in
+	// ".gz" or ".zst" says.
+	Compression string `yaml:"compression"`
+	// Encrypt, on a sink, encrypts the file(s) at rest under a data key
+	// of sluice's keyring; `sluice decrypt FILE` reads them back.
+	Encrypt bool `yaml:"encrypt"`
+	// PartitionBy names a field: the sink writes one file per distinct
+	// value, substituted for "{partition}" in the path. Writing only.
+	PartitionBy string `yaml:"partition_by"`
+	// MaxPartitions caps the partition files; default 100. Writing only.
+	MaxPartitions int `yaml:"max_partitions"`
 	// Schema types the fields: a mapping of field name to type, in order.
 	// Without it the schema is inferred from the first record. Reading
 	// only.
@@ -63,6 +77,12 @@ func NewConfig() *Config { return &Config{} }
 func (c *Config) Validate() error {
 	if c.Path == "" {
 		return fmt.Errorf("path: required")
+	}
+	if _, err := fileio.ParseCompression(c.Compression); err != nil {
+		return err
+	}
+	if c.MaxPartitions < 0 {
+		return fmt.Errorf("max_partitions: must not be negative, got %d", c.MaxPartitions)
 	}
 	if c.BatchSize < 0 {
 		return fmt.Errorf("batch_size: must not be negative, got %d", c.BatchSize)

@@ -373,7 +373,7 @@ func TestEncodeEdgeCases(t *testing.T) {
 			t.Parallel()
 			b := batchOf(schema, tt.rows)
 			var out []byte
-			s := newSink(nil, schema)
+			s := newEncoder(nil, schema)
 			for r := 0; r < b.Len; r++ {
 				out = appendRow(out, s.keys, b, r)
 			}

@@ -3,6 +3,7 @@ package jsonl
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -15,21 +16,17 @@ import (
 // the file.
 const flushAt = 64 << 10
 
-// Sink writes a JSON Lines file atomically. It implements data.Sink.
-type Sink struct {
-	af     *fileio.AtomicFile
+// encoder writes JSON Lines to one file of a fileio.Sink.
+type encoder struct {
+	w      io.Writer
 	schema *data.Schema
 	keys   [][]byte // `{"name":` and `,"name":`, encoded once
 	buf    []byte
 }
 
-var (
-	_ data.Sink     = (*Sink)(nil)
-	_ data.Outputer = (*Sink)(nil)
-)
-
 // OpenSink starts writing the file named by cfg (a *Config) for records of
-// schema. Nothing appears at the path until Commit.
+// schema: one file, or one per partition with partition_by, compressed as
+// the path or compression setting says. Nothing appears until Commit.
 func OpenSink(ctx context.Context, cfg any, schema *data.Schema, env data.Env) (data.Sink, error) {
 	c, err := asConfig(cfg)
 	if err != nil {
@@ -45,31 +42,25 @@ func OpenSink(ctx context.Context, cfg any, schema *data.Schema, env data.Env) (
 	if err != nil {
 		return nil, fmt.Errorf("jsonl: %w", err)
 	}
-	af, err := fileio.CreateAtomic(path)
+	comp, _ := fileio.ParseCompression(c.Compression)
+	encrypt, err := fileio.Encryption(c.Encrypt, env, Name)
 	if err != nil {
-		return nil, fmt.Errorf("jsonl: %w", err)
+		return nil, err
 	}
-	return newSink(af, schema), nil
+	return fileio.OpenSink(fileio.SinkOptions{
+		Encrypt: encrypt,
+		Label:   Name, Path: path, Compression: comp, PartitionBy: c.PartitionBy, MaxPartitions: c.MaxPartitions,
+	}, schema, func(w io.Writer, schema *data.Schema) (fileio.Encoder, error) {
+		return newEncoder(w, schema), nil
+	})
 }
 
-func newSink(af *fileio.AtomicFile, schema *data.Schema) *Sink {
-	s := &Sink{af: af, schema: schema, buf: make([]byte, 0, flushAt+4096)}
-	for i, f := range schema.Fields {
-		sep := byte(',')
-		if i == 0 {
-			sep = '{'
-		}
-		k := appendString([]byte{sep}, f.Name)
-		s.keys = append(s.keys, append(k, ':'))
-	}
-	return s
+func newEncoder(w io.Writer, schema *data.Schema) *encoder {
+	return &encoder{w: w, schema: schema, keys: encodeKeys(schema), buf: make([]byte, 0, flushAt+4096)}
 }
 
 // Write encodes the batch.
-func (s *Sink) Write(ctx context.Context, b *data.Batch) error {
-	if err := fileio.CheckBatch(s.schema, b); err != nil {
-		return fmt.Errorf("jsonl: writing %s: %w", s.af.Path(), err)
-	}
+func (s *encoder) Write(ctx context.Context, b *data.Batch) error {
 	for row := 0; row < b.Len; row++ {
 		s.buf = appendRow(s.buf, s.keys, b, row)
 		if len(s.buf) >= flushAt {
@@ -172,11 +163,11 @@ func appendString(b []byte, v string) []byte {
 	return append(b, '"')
 }
 
-func (s *Sink) flush() error {
+func (s *encoder) flush() error {
 	if len(s.buf) == 0 {
 		return nil
 	}
-	_, err := s.af.Write(s.buf)
+	_, err := s.w.Write(s.buf)
 	s.buf = s.buf[:0]
 	if err != nil {
 		return fmt.Errorf("jsonl: %w", err)
@@ -184,28 +175,5 @@ func (s *Sink) flush() error {
 	return nil
 }
 
-// Commit makes the file visible at its path.
-func (s *Sink) Commit(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := s.flush(); err != nil {
-		_ = s.af.Abort()
-		return err
-	}
-	if err := s.af.Commit(); err != nil {
-		return fmt.Errorf("jsonl: %w", err)
-	}
-	return nil
-}
-
-// Output describes the committed file, for the run record.
-func (s *Sink) Output() data.Output { return s.af.Output() }
-
-// Abort discards everything written.
-func (s *Sink) Abort() error {
-	if err := s.af.Abort(); err != nil {
-		return fmt.Errorf("jsonl: %w", err)
-	}
-	return nil
-}
+// Close writes the text still buffered.
+func (s *encoder) Close() error { return s.flush() }

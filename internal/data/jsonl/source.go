@@ -7,10 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"os"
 	"strconv"
-	"time"
 
 	"github.com/sluicehq/sluice/internal/data"
 	"github.com/sluicehq/sluice/internal/data/fileio"
@@ -22,41 +19,21 @@ const readBufSize = 256 << 10
 
 // Source reads a JSON Lines file. It implements data.Source.
 type Source struct {
-	path   string
-	f      *os.File
-	br     *bufio.Reader
-	q      data.Quarantine
-	schema *data.Schema
-	index  map[string]int
-	size   int
-	bd     *fileio.Builder
-	sc     scanner
-	line   int64
-	long   []byte // a line longer than the read buffer
-	done   bool
+	path string
+	f    io.ReadCloser
+	br   *bufio.Reader
+	q    data.Quarantine
+	size int
+	line int64
+	long []byte // a line longer than the read buffer
+	done bool
 
-	// The record being decoded: which columns it set (seen[i] == gen),
-	// and their values. Strings are gathered in strs and turned into one
-	// string per record.
-	gen    uint32
-	seen   []uint32
-	slots  []slot
-	strs   []byte
-	keyBuf []byte
-	tmp    []byte
+	// dec holds the schema and the batch being built.
+	dec Decoder
 
 	// pending is the first record, read to infer the schema.
 	pending     []byte
 	pendingLine int64
-}
-
-type slot struct {
-	null   bool
-	s0, s1 int
-	i      int64
-	f      float64
-	b      bool
-	t      time.Time
 }
 
 var _ data.Source = (*Source)(nil)
@@ -69,34 +46,52 @@ func OpenSource(ctx context.Context, cfg any, env data.Env) (data.Source, error)
 	if err != nil {
 		return nil, err
 	}
-	path, err := fileio.ResolvePath(env, c.Path)
+	if c.Encrypt {
+		return nil, fmt.Errorf("jsonl: encrypt: applies only to writing (read an encrypted file back with 'sluice decrypt')")
+	}
+	if c.PartitionBy != "" || c.MaxPartitions != 0 {
+		return nil, fmt.Errorf("jsonl: partition_by, max_partitions: apply only to writing")
+	}
+	pattern, err := fileio.ResolvePath(env, c.Path)
 	if err != nil {
 		return nil, fmt.Errorf("jsonl: %w", err)
 	}
-	f, err := os.Open(path)
+	paths, err := fileio.Glob(pattern)
 	if err != nil {
-		return nil, fmt.Errorf("jsonl: opening %s: %w", path, err)
+		return nil, fmt.Errorf("jsonl: %w", err)
+	}
+	declared, err := c.Schema.Schema()
+	if err != nil {
+		return nil, fmt.Errorf("jsonl: %w", err)
+	}
+	comp, _ := fileio.ParseCompression(c.Compression)
+	return fileio.OpenFiles(ctx, paths, func(ctx context.Context, path string, first *data.Schema) (data.Source, error) {
+		schema := declared
+		if schema == nil {
+			schema = first // nil for the first file: infer
+		}
+		return openFile(ctx, path, comp, schema, c, env)
+	})
+}
+
+// openFile opens one file; without schema it infers one.
+func openFile(ctx context.Context, path string, comp fileio.Compression, schema *data.Schema, c *Config, env data.Env) (*Source, error) {
+	f, err := fileio.OpenInput(path, comp)
+	if err != nil {
+		return nil, fmt.Errorf("jsonl: %w", err)
 	}
 	s := &Source{path: path, f: f, br: bufio.NewReaderSize(f, readBufSize), q: env.Quarantine, size: fileio.BatchSize(c.BatchSize, env)}
 	if bom, err := s.br.Peek(3); err == nil && string(bom) == "\xef\xbb\xbf" {
 		_, _ = s.br.Discard(3)
 	}
-	schema, err := c.Schema.Schema()
-	if err == nil && schema == nil {
+	if schema == nil {
 		schema, err = s.infer(ctx)
 	}
 	if err != nil {
 		_ = f.Close()
 		return nil, err
 	}
-	s.schema = schema
-	s.index = make(map[string]int, len(schema.Fields))
-	for i, f := range schema.Fields {
-		s.index[f.Name] = i
-	}
-	s.seen = make([]uint32, len(schema.Fields))
-	s.slots = make([]slot, len(schema.Fields))
-	s.bd = fileio.NewBuilder(schema, s.size)
+	s.dec.init(schema, s.size)
 	return s, nil
 }
 
@@ -114,7 +109,7 @@ func (s *Source) infer(ctx context.Context) (*data.Schema, error) {
 		if isBlank(line) {
 			continue
 		}
-		fields, reason := s.inferLine(line)
+		fields, reason := s.dec.inferLine(line)
 		if reason == "" && len(fields) == 0 {
 			reason = "no fields to infer the schema from"
 		}
@@ -131,41 +126,6 @@ func (s *Source) infer(ctx context.Context) (*data.Schema, error) {
 		s.pending = append([]byte(nil), line...)
 		s.pendingLine = s.line
 		return schema, nil
-	}
-}
-
-func (s *Source) inferLine(line []byte) ([]data.Field, string) {
-	var fields []data.Field
-	seen := map[string]bool{}
-	if !s.sc.begin(line) {
-		return nil, s.sc.err
-	}
-	for {
-		k, v, ok := s.sc.next()
-		if !ok {
-			if s.sc.err != "" {
-				return nil, s.sc.err
-			}
-			return fields, ""
-		}
-		name := string(appendUnescaped(nil, k.raw, k.esc))
-		if seen[name] {
-			return nil, fmt.Sprintf("field %q appears twice", name)
-		}
-		seen[name] = true
-		t := data.String
-		switch v.kind {
-		case kBool:
-			t = data.Bool
-		case kNumber:
-			t = data.Float
-			if v.isInt {
-				if _, err := strconv.ParseInt(string(v.raw), 10, 64); err == nil {
-					t = data.Int
-				}
-			}
-		}
-		fields = append(fields, data.Field{Name: name, Type: t})
 	}
 }
 
@@ -202,7 +162,7 @@ func (s *Source) readLine() ([]byte, error) {
 func isBlank(line []byte) bool { return len(bytes.TrimLeft(line, " \t\r")) == 0 }
 
 // Schema returns the schema of the batches.
-func (s *Source) Schema() *data.Schema { return s.schema }
+func (s *Source) Schema() *data.Schema { return s.dec.schema }
 
 // Next returns the next batch, or data.ErrEndOfInput. The batch is reused
 // by the following call.
@@ -213,14 +173,14 @@ func (s *Source) Next(ctx context.Context) (*data.Batch, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s.bd.Reset()
+	s.dec.bd.Reset()
 	if s.pending != nil {
 		if err := s.record(ctx, s.pendingLine, s.pending); err != nil {
 			return nil, err
 		}
 		s.pending = nil
 	}
-	for s.bd.B.Len < s.size {
+	for s.dec.bd.B.Len < s.size {
 		line, err := s.readLine()
 		if errors.Is(err, io.EOF) {
 			s.done = true
@@ -236,139 +196,18 @@ func (s *Source) Next(ctx context.Context) (*data.Batch, error) {
 			return nil, err
 		}
 	}
-	if s.bd.B.Len == 0 && s.done {
+	if s.dec.bd.B.Len == 0 && s.done {
 		return nil, data.ErrEndOfInput
 	}
-	return s.bd.B, nil
+	return s.dec.bd.B, nil
 }
 
 // record decodes one line into the batch, or quarantines it.
 func (s *Source) record(ctx context.Context, lineNo int64, line []byte) error {
-	if reason := s.decode(line); reason != "" {
+	if reason := s.dec.Append(line, lineNo); reason != "" {
 		return s.reject(ctx, lineNo, reason, line)
 	}
-	var str string
-	if len(s.strs) > 0 {
-		str = string(s.strs)
-	}
-	for i, f := range s.schema.Fields {
-		sl := &s.slots[i]
-		if s.seen[i] != s.gen || sl.null {
-			s.bd.AppendNull(i)
-			continue
-		}
-		switch f.Type {
-		case data.String:
-			s.bd.AppendString(i, str[sl.s0:sl.s1])
-		case data.Int:
-			s.bd.AppendInt(i, sl.i)
-		case data.Float:
-			s.bd.AppendFloat(i, sl.f)
-		case data.Bool:
-			s.bd.AppendBool(i, sl.b)
-		case data.Timestamp:
-			s.bd.AppendTime(i, sl.t)
-		}
-	}
-	s.bd.EndRow(lineNo)
 	return nil
-}
-
-// decode scans line into the slots, or returns why it cannot.
-func (s *Source) decode(line []byte) string {
-	s.gen++
-	if s.gen == 0 { // wrapped: forget every stale mark
-		clear(s.seen)
-		s.gen = 1
-	}
-	s.strs = s.strs[:0]
-	if !s.sc.begin(line) {
-		return s.sc.err
-	}
-	for {
-		k, v, ok := s.sc.next()
-		if !ok {
-			return s.sc.err
-		}
-		key := k.raw[1 : len(k.raw)-1]
-		if k.esc {
-			s.keyBuf = appendUnescaped(s.keyBuf[:0], k.raw, true)
-			key = s.keyBuf
-		}
-		col, known := s.index[string(key)]
-		if !known {
-			continue
-		}
-		if s.seen[col] == s.gen {
-			return fmt.Sprintf("field %q appears twice", s.schema.Fields[col].Name)
-		}
-		s.seen[col] = s.gen
-		if reason := s.set(col, &v); reason != "" {
-			return reason
-		}
-	}
-}
-
-// set stores v as the value of column col.
-func (s *Source) set(col int, v *value) string {
-	sl := &s.slots[col]
-	sl.null = v.kind == kNull
-	if sl.null {
-		return ""
-	}
-	f := s.schema.Fields[col]
-	switch f.Type {
-	case data.String:
-		switch v.kind {
-		case kString:
-			sl.s0 = len(s.strs)
-			s.strs = appendUnescaped(s.strs, v.raw, v.esc)
-			sl.s1 = len(s.strs)
-			return ""
-		case kObject, kArray:
-			sl.s0 = len(s.strs)
-			s.strs = append(s.strs, v.raw...)
-			sl.s1 = len(s.strs)
-			return ""
-		}
-	case data.Int:
-		if v.kind == kNumber {
-			if n, err := strconv.ParseInt(string(v.raw), 10, 64); err == nil {
-				sl.i = n
-				return ""
-			}
-			if x, err := strconv.ParseFloat(string(v.raw), 64); err == nil && x == math.Trunc(x) && x >= -(1<<63) && x < 1<<63 {
-				sl.i = int64(x)
-				return ""
-			}
-			return fmt.Sprintf("field %q: %s is not an int", f.Name, fileio.Quote(string(v.raw)))
-		}
-	case data.Float:
-		if v.kind == kNumber {
-			x, err := strconv.ParseFloat(string(v.raw), 64)
-			if err != nil {
-				return fmt.Sprintf("field %q: %s is out of range for a float", f.Name, fileio.Quote(string(v.raw)))
-			}
-			sl.f = x
-			return ""
-		}
-	case data.Bool:
-		if v.kind == kBool {
-			sl.b = v.b
-			return ""
-		}
-	case data.Timestamp:
-		if v.kind == kString {
-			s.tmp = appendUnescaped(s.tmp[:0], v.raw, v.esc)
-			t, ok := fileio.ParseTime(string(s.tmp))
-			if !ok {
-				return fmt.Sprintf("field %q: %s is not a timestamp (want RFC 3339)", f.Name, fileio.Quote(string(s.tmp)))
-			}
-			sl.t = t
-			return ""
-		}
-	}
-	return fmt.Sprintf("field %q: want %s, got JSON %s", f.Name, f.Type, v.kind)
 }
 
 func (s *Source) reject(ctx context.Context, line int64, reason string, raw []byte) error {
@@ -382,7 +221,7 @@ func (s *Source) reject(ctx context.Context, line int64, reason string, raw []by
 // Close releases the file.
 func (s *Source) Close() error {
 	if err := s.f.Close(); err != nil {
-		return fmt.Errorf("jsonl: closing %s: %w", s.path, err)
+		return fmt.Errorf("jsonl: %w", err)
 	}
 	return nil
 }
