@@ -53,9 +53,15 @@ func baseOptions() []cel.EnvOption {
 	return []cel.EnvOption{
 		ext.Strings(),
 		ext.Math(),
+		cel.OptionalTypes(),
+		ext.Regex(),
+		ext.Encoders(),
 		cel.Function("sha256",
 			cel.Overload("sha256_string", []*cel.Type{cel.StringType}, cel.StringType,
 				cel.UnaryBinding(sha256Hex))),
+		cel.Function("formatTime",
+			cel.MemberOverload("timestamp_formatTime_string", []*cel.Type{cel.TimestampType, cel.StringType}, cel.StringType,
+				cel.BinaryBinding(formatTime))),
 		cel.CrossTypeNumericComparisons(true),
 		cel.ParserExpressionSizeLimit(MaxSourceLen),
 		cel.ParserRecursionLimit(maxRecursion),
@@ -73,6 +79,25 @@ func sha256Hex(v ref.Val) ref.Val {
 	}
 	sum := sha256.Sum256([]byte(s))
 	return types.String(hex.EncodeToString(sum[:]))
+}
+
+// formatTime is timestamp.formatTime(layout): the instant in UTC laid out
+// with a Go reference layout, e.g. row.at.formatTime('2006-01-02'). The
+// standard getters (getFullYear, ...) cover parts; this covers keys such as
+// a day or a month string for grouping.
+func formatTime(ts, layout ref.Val) ref.Val {
+	t, ok := ts.(types.Timestamp)
+	if !ok {
+		return types.MaybeNoSuchOverloadErr(ts)
+	}
+	l, ok := layout.(types.String)
+	if !ok {
+		return types.MaybeNoSuchOverloadErr(layout)
+	}
+	if len(l) > 64 {
+		return types.NewErr("formatTime: layout is longer than 64 characters")
+	}
+	return types.String(t.Time.UTC().Format(string(l)))
 }
 
 // Check parses and type-checks src with the columns of the row unknown

@@ -117,6 +117,13 @@ func TestEval(t *testing.T) {
 		// sha256.
 		{"sha256", "sha256('abc')", 0, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "", data.String},
 		{"sha256 column", "sha256(row.name) == sha256('Alan')", 1, true, "", data.Bool},
+		// ext.Regex, ext.Encoders, formatTime.
+		{"regex replace", "regex.replace(row.email, '@.*$', '@x')", 0, "ada@x", "", data.String},
+		{"regex extract", "regex.extract(row.email, '@([a-z]+)').orValue('none')", 0, "example", "", data.String},
+		{"regex extract none", "regex.extract(row.name, '[0-9]+').orValue('none')", 0, "none", "", data.String},
+		{"base64", "base64.encode(bytes(row.name))", 1, "QWxhbg==", "", data.String},
+		{"formatTime", "row.signup.formatTime('2006-01')", 0, "2024-05", "", data.String},
+		{"formatTime long layout", "row.signup.formatTime('" + strings.Repeat("x", 65) + "')", 0, nil, "formatTime: layout is longer than 64 characters", data.String},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

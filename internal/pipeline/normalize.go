@@ -52,6 +52,37 @@ type (
 		Extract     *normEndpoint     `json:"extract,omitempty"`
 		Transform   []normStep        `json:"transform,omitempty"`
 		Load        *normEndpoint     `json:"load,omitempty"`
+		Schema      *normContract     `json:"schema,omitempty"`
+		MaxBadRows  *int64            `json:"max_bad_rows,omitempty"`
+		MaxBadRatio *float64          `json:"max_bad_ratio,omitempty"`
+	}
+	normContract struct {
+		Contract []normCast `json:"contract"`
+		OnDrift  OnDrift    `json:"on_drift"`
+	}
+	normDedupe struct {
+		Key  []string `json:"key,omitempty"`
+		Keep Keep     `json:"keep"`
+	}
+	normAggregate struct {
+		GroupBy  []string      `json:"group_by,omitempty"`
+		Measures []normMeasure `json:"measures"`
+	}
+	normMeasure struct {
+		Name   string  `json:"name"`
+		Func   AggFunc `json:"func"`
+		Column string  `json:"column,omitempty"`
+	}
+	normJoin struct {
+		With    string        `json:"with"`
+		On      []normJoinKey `json:"on"`
+		How     JoinHow       `json:"how"`
+		Select  []string      `json:"select,omitempty"`
+		MaxRows int           `json:"max_rows"`
+	}
+	normJoinKey struct {
+		Left  string `json:"left"`
+		Right string `json:"right"`
 	}
 	normEndpoint struct {
 		Connector string `json:"connector"`
@@ -64,6 +95,10 @@ type (
 		Casts   []normCast   `json:"cast,omitempty"`
 		Expr    string       `json:"expr,omitempty"`
 		Derives []normDerive `json:"derive,omitempty"`
+
+		Dedupe    *normDedupe    `json:"dedupe,omitempty"`
+		Aggregate *normAggregate `json:"aggregate,omitempty"`
+		Join      *normJoin      `json:"join,omitempty"`
 	}
 	normRename struct {
 		From string `json:"from"`
@@ -137,8 +172,33 @@ func Normalize(p *Pipeline) ([]byte, error) {
 			for _, d := range s.Derives {
 				ns.Derives = append(ns.Derives, normDerive{Column: d.Column, Expr: d.Expr})
 			}
+			if d := s.Dedupe; d != nil {
+				ns.Dedupe = &normDedupe{Key: d.Key, Keep: d.Keep}
+			}
+			if a := s.Aggregate; a != nil {
+				na := &normAggregate{GroupBy: a.GroupBy, Measures: []normMeasure{}}
+				for _, m := range a.Measures {
+					na.Measures = append(na.Measures, normMeasure(m))
+				}
+				ns.Aggregate = na
+			}
+			if j := s.Join; j != nil {
+				nj := &normJoin{With: j.With, On: []normJoinKey{}, How: j.How, Select: j.Select, MaxRows: j.MaxRows}
+				for _, k := range j.On {
+					nj.On = append(nj.On, normJoinKey(k))
+				}
+				ns.Join = nj
+			}
 			nt.Transform = append(nt.Transform, ns)
 		}
+		if c := t.Contract; c != nil {
+			nc := &normContract{Contract: []normCast{}, OnDrift: c.OnDrift}
+			for _, f := range c.Columns {
+				nc.Contract = append(nc.Contract, normCast{Column: f.Name, Type: f.Type.String()})
+			}
+			nt.Schema = nc
+		}
+		nt.MaxBadRows, nt.MaxBadRatio = t.MaxBadRows, t.MaxBadRatio
 		n.Tasks = append(n.Tasks, nt)
 	}
 	var b bytes.Buffer

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/data"
 	"github.com/sluicehq/sluice/internal/expr"
+	"github.com/sluicehq/sluice/internal/secrets"
 	"github.com/sluicehq/sluice/internal/strictyaml"
 )
 
@@ -82,6 +83,7 @@ func Parse(file string, src []byte, opts Options) (*Pipeline, error) {
 	ps := &parser{file: file, reg: reg, lines: strings.Split(string(src), "\n")}
 	p := &Pipeline{File: file, Dir: dir, Hash: hex.EncodeToString(sum[:])}
 	ps.pipeline(src, p)
+	p.Secrets = ps.refs
 	if len(ps.errs) > 0 {
 		return nil, sortErrors(ps.errs)
 	}
@@ -89,12 +91,15 @@ func Parse(file string, src []byte, opts Options) (*Pipeline, error) {
 }
 
 type parser struct {
-	file    string
-	lines   []string // the source, to position errors inside multi-line strings
-	reg     *data.Registry
-	errs    Errors
-	aliases int
-	tmpl    templateChecker
+	// classification is the pipeline's, for connectors' transport checks.
+	classification Classification
+	refs           []SecretRef
+	file           string
+	lines          []string // the source, to position errors inside multi-line strings
+	reg            *data.Registry
+	errs           Errors
+	aliases        int
+	tmpl           templateChecker
 }
 
 // taskSrc remembers where a task's parts were written, for checks that need
@@ -107,6 +112,14 @@ type taskSrc struct {
 	needs  map[string]*yaml.Node
 	input  *yaml.Node
 	policy policyNodes
+	// joins are the upstream tasks join steps read, with where each was
+	// named.
+	joins []joinSrc
+}
+
+type joinSrc struct {
+	with string
+	node *yaml.Node
 }
 
 // within positions text found on line k (0-based) of string node n's
@@ -332,6 +345,23 @@ func (ps *parser) template(n *yaml.Node, what, s string) {
 	for _, m := range ps.tmpl.check(s) {
 		ps.errorf(n, "%s: %s", what, m)
 	}
+	ps.secretRefs(n, what, s)
+}
+
+// secretRefs checks the ${secret:NAME} references of a value that is
+// expanded at run time and records them, so that the caller can check
+// that every secret exists before anything runs.
+func (ps *parser) secretRefs(n *yaml.Node, what, s string) {
+	if !strings.Contains(s, "${") {
+		return
+	}
+	if err := secrets.ValidateRefs(s); err != nil {
+		ps.errorf(n, "%s: %s", what, err.Error())
+		return
+	}
+	for _, name := range secrets.Refs(s) {
+		ps.refs = append(ps.refs, SecretRef{Name: name, Pos: ps.pos(n)})
+	}
 }
 
 var topFields = []string{"pipeline", "namespace", "description", "schedule", "classification", "params", "defaults", "max_active_tasks", "tasks"}
@@ -363,6 +393,12 @@ func (ps *parser) pipeline(src []byte, p *Pipeline) {
 	if root.Kind != yaml.MappingNode {
 		ps.errorf(root, "a pipeline file is a mapping with pipeline:, tasks: and so on, got %s", describe(root))
 		return
+	}
+
+	// A credential written into the file is an error wherever it is: it
+	// belongs in the secret store, referenced as ${secret:NAME}.
+	for _, f := range secrets.Scan(root) {
+		ps.errs = append(ps.errs, Error{Pos: Pos{File: ps.file, Line: f.Line, Col: f.Col}, Msg: f.Message})
 	}
 
 	p.Namespace = DefaultNamespace
@@ -411,6 +447,7 @@ func (ps *parser) pipeline(src []byte, p *Pipeline) {
 			switch c := Classification(s); c {
 			case Public, Internal, Confidential, Restricted:
 				p.Classification = c
+				ps.classification = c
 			default:
 				ps.errorf(ps.resolve(kv.val), "classification: unknown classification %q (want public, internal, confidential or restricted)", s)
 			}
@@ -617,7 +654,7 @@ func (ps *parser) policy(base Policy, pn policyNodes, where string) Policy {
 
 var taskFields = []string{
 	"needs", "trigger_rule", "shell", "script", "env", "dir",
-	"extract", "transform", "load", "input",
+	"extract", "transform", "load", "input", "schema", "max_bad_rows", "max_bad_ratio",
 	"retries", "retry_backoff", "retry_delay", "max_retry_delay", "retry_jitter", "timeout",
 }
 
@@ -737,6 +774,10 @@ func (ps *parser) task(kv pair, p *Pipeline) (*Task, *taskSrc) {
 			for _, m := range scriptTemplateMsgs(s) {
 				ps.errs = append(ps.errs, Error{Pos: ps.within(n, m.line, m.text), Msg: what + ": " + m.msg})
 			}
+			for _, name := range secrets.Refs(s) {
+				ps.errorf(n, "%s: script: secret references are not expanded in a script, so that no value is ever interpreted by the shell: "+
+					"pass it in the environment (env: {%s: \"${secret:%s}\"}) and read \"$%s\"", what, envName(name), name, envName(name))
+			}
 			t.Script = s
 		}
 	}
@@ -784,8 +825,9 @@ func (ps *parser) task(kv pair, p *Pipeline) (*Task, *taskSrc) {
 		t.Extract = ps.endpoint(f, what, true)
 	}
 	if f, ok := fields["transform"]; ok && t.Kind == KindData {
-		t.Transform = ps.steps(f.val, what)
+		t.Transform = ps.steps(f.val, what, src)
 	}
+	ps.dataLimits(fields, t, what)
 	if f, ok := fields["load"]; ok && t.Kind == KindData {
 		t.Load = ps.endpoint(f, what, false)
 	}
@@ -848,6 +890,15 @@ func (ps *parser) endpoint(f pair, what string, source bool) *Endpoint {
 		}
 	}
 	ps.configTemplates(cfgNode, prefix)
+	if c.Transport != nil {
+		class := ps.classification
+		if class == "" {
+			class = Internal
+		}
+		if err := c.Transport(cfg, string(class)); err != nil {
+			ps.errorf(cfgNode, "%s%s", prefix, err.Error())
+		}
+	}
 	return &Endpoint{Connector: name, Config: cfg, Pos: ps.pos(kv.key)}
 }
 
@@ -863,6 +914,9 @@ func (ps *parser) configTemplates(n *yaml.Node, prefix string) {
 			for _, m := range ps.tmpl.check(n.Value) {
 				ps.errorf(n, "%s%s", prefix, m)
 			}
+		}
+		if n.ShortTag() == "!!str" {
+			ps.secretRefs(n, strings.TrimSuffix(prefix, ": "), n.Value)
 		}
 	case yaml.MappingNode, yaml.SequenceNode:
 		for i, c := range n.Content {
@@ -881,9 +935,9 @@ func knownList(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-var stepKinds = []string{"select", "drop", "rename", "cast", "filter", "derive"}
+var stepKinds = []string{"select", "drop", "rename", "cast", "filter", "derive", "dedupe", "aggregate", "join"}
 
-func (ps *parser) steps(n *yaml.Node, what string) []Step {
+func (ps *parser) steps(n *yaml.Node, what string, src *taskSrc) []Step {
 	if n = ps.resolve(n); n == nil || isNull(n) {
 		return nil
 	}
@@ -960,6 +1014,12 @@ func (ps *parser) steps(n *yaml.Node, what string) []Step {
 					st.Derives = append(st.Derives, Derive{Column: kv.key.Value, Expr: src, Pos: ps.pos(vn)})
 				}
 			}
+		case StepDedupe:
+			st.Dedupe = ps.dedupe(v, sw)
+		case StepAggregate:
+			st.Aggregate = ps.aggregate(v, sw)
+		case StepJoin:
+			st.Join = ps.join(v, sw, src)
 		default:
 			ps.errorf(k, "%s: unknown step %q (known: %s)", what, k.Value, strings.Join(sortedCopy(stepKinds), ", "))
 			continue
@@ -1082,11 +1142,24 @@ func (ps *parser) links(p *Pipeline, srcs map[*Task]*taskSrc) {
 				ps.errorf(src.input, "%s: input %q produces no records: it must be a data task without load", what, t.Input)
 			}
 		default:
-			var cands []string
+			// A task a join step reads is not a candidate input unless
+			// it is the only one.
+			joined := map[string]bool{}
+			for _, j := range src.joins {
+				joined[j.with] = true
+			}
+			var cands, joinedCands []string
 			for _, need := range t.Needs {
-				if producesData(byName[need]) {
+				switch {
+				case !producesData(byName[need]):
+				case joined[need]:
+					joinedCands = append(joinedCands, need)
+				default:
 					cands = append(cands, need)
 				}
+			}
+			if len(cands) == 0 && len(joinedCands) == 1 {
+				cands = joinedCands
 			}
 			switch len(cands) {
 			case 1:
@@ -1095,6 +1168,21 @@ func (ps *parser) links(p *Pipeline, srcs map[*Task]*taskSrc) {
 				ps.errorf(src.key, "%s has no input: give it an extract, or need a data task without load whose records it reads", what)
 			default:
 				ps.errorf(src.key, "%s: ambiguous input: %s all produce records; say which one with input:", what, strings.Join(cands, ", "))
+			}
+		}
+	}
+	for _, t := range p.Tasks {
+		src := srcs[t]
+		what := fmt.Sprintf("task %q", t.Name)
+		for _, j := range src.joins {
+			up := byName[j.with]
+			switch {
+			case src.needs[j.with] == nil:
+				ps.errorf(j.node, "%s: transform: join: with %q must also be listed in needs", what, j.with)
+			case up == nil:
+				// Reported as a missing needs target.
+			case !producesData(up):
+				ps.errorf(j.node, "%s: transform: join: with %q produces no records: it must be a data task without load", what, j.with)
 			}
 		}
 	}

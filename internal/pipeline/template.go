@@ -19,6 +19,11 @@ type Vars struct {
 	Namespace   string
 	Task        string
 	Params      map[string]string // resolved params, see ResolveParams
+	// Secret resolves a ${secret:NAME} reference at the moment a value is
+	// expanded; nil means references are an error. It is only ever
+	// applied to references written in the pipeline file: a param value
+	// or a secret value that looks like a reference is inserted as text.
+	Secret func(name string) (string, error)
 }
 
 // The environment variables a shell or script task receives. Scripts read
@@ -36,6 +41,11 @@ const (
 	// spec cannot shadow the values sluice provides.
 	envReserved = "SLUICE_"
 )
+
+// envName suggests an environment variable name for secret name.
+func envName(name string) string {
+	return strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
+}
 
 // ParamEnv returns the environment variable that carries param name:
 // SLUICE_PARAM_ and the name upper-cased with '-' replaced by '_'
@@ -62,13 +72,37 @@ func Environ(v Vars) []string {
 	return env
 }
 
-// Expand renders tmpl with v. A reference to a missing param is an error,
-// never an empty string. A string without "{{" is returned as it is.
+// Expand renders tmpl with v, and its ${secret:NAME} references with
+// v.Secret. A reference to a missing param is an error, never an empty
+// string; $${secret:NAME} stands for the literal text ${secret:NAME}. A
+// string with neither templates nor references is returned as it is.
+//
+// References become calls of a template function before the template is
+// parsed, so that a value is inserted exactly once and never scanned
+// again: a param whose value spells ${secret:x} cannot make sluice reveal
+// a secret the pipeline does not reference, and a secret holding "{{" is
+// not run as a template.
 func Expand(tmpl string, v Vars) (string, error) {
-	if !strings.Contains(tmpl, "{{") {
+	refs := strings.Contains(tmpl, "${secret:")
+	if !refs && !strings.Contains(tmpl, "{{") {
 		return tmpl, nil
 	}
-	t, err := template.New("").Option("missingkey=error").Parse(tmpl)
+	src := tmpl
+	if refs {
+		src = secretRefRe.ReplaceAllStringFunc(tmpl, func(m string) string {
+			if strings.HasPrefix(m, "$$") {
+				return m[1:] // the escape: literal text
+			}
+			return fmt.Sprintf("{{secret %q}}", m[len("${secret:"):len(m)-1])
+		})
+	}
+	secret := func(name string) (string, error) {
+		if v.Secret == nil {
+			return "", fmt.Errorf("secret %q: secrets cannot be resolved here", name)
+		}
+		return v.Secret(name)
+	}
+	t, err := template.New("").Option("missingkey=error").Funcs(template.FuncMap{"secret": secret}).Parse(src)
 	if err != nil {
 		return "", fmt.Errorf("parsing template %q: %s", tmpl, templateMsg(err))
 	}
@@ -78,6 +112,10 @@ func Expand(tmpl string, v Vars) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// secretRefRe matches a secret reference, or its $$ escape. Malformed
+// references are rejected by Parse (see secrets.ValidateRefs).
+var secretRefRe = regexp.MustCompile(`\$?\$\{secret:[^}]*\}`)
 
 var templateErrPrefix = regexp.MustCompile(`^template: [^:]*:(\d+:)*\s*`)
 

@@ -52,6 +52,15 @@ type Pipeline struct {
 	// Hash is the hex SHA-256 of the file's bytes: the identity of this
 	// version of the pipeline.
 	Hash string
+	// Secrets are the ${secret:NAME} references in the file, where they
+	// are written; a name may appear more than once.
+	Secrets []SecretRef
+}
+
+// SecretRef is a reference to a stored secret.
+type SecretRef struct {
+	Name string
+	Pos  Pos
 }
 
 // Param is a declared pipeline parameter.
@@ -149,7 +158,37 @@ type Task struct {
 	Transform []Step
 	Load      *Endpoint
 	Input     string // the upstream task whose output this task reads
+
+	// Contract, when not nil, is the schema the data task promises for its
+	// output, and what to do when the real output drifts from it.
+	Contract *Contract
+	// MaxBadRows and MaxBadRatio, when not nil, bound the records a data
+	// task may quarantine: more than MaxBadRows records, or more than
+	// MaxBadRatio of the records read, fails the task. Nil means no bound:
+	// every bad record is kept in quarantine and the task succeeds.
+	MaxBadRows  *int64
+	MaxBadRatio *float64
 }
+
+// Contract is the schema a data task declares for its output.
+type Contract struct {
+	// Columns are the promised columns; their order is not part of the
+	// contract.
+	Columns []data.Field
+	OnDrift OnDrift
+	Pos     Pos
+}
+
+// OnDrift says what a data task does when its output schema differs from
+// its contract.
+type OnDrift string
+
+// The drift policies. Every policy reports the drift in the task's log.
+const (
+	DriftFail   OnDrift = "fail"   // fail the task (the default)
+	DriftWarn   OnDrift = "warn"   // log a warning and continue
+	DriftEvolve OnDrift = "evolve" // accept the new schema and record the change
+)
 
 // Endpoint is a connector with its decoded settings.
 type Endpoint struct {
@@ -169,6 +208,15 @@ const (
 	StepCast   StepKind = "cast"   // convert per Casts; a value that does not convert is quarantined
 	StepFilter StepKind = "filter" // keep rows where Expr (CEL, bool) is true
 	StepDerive StepKind = "derive" // add or replace columns computed by CEL, in order
+	// StepDedupe drops records whose key repeats an earlier (or, with
+	// keep: last, a later) record's key.
+	StepDedupe StepKind = "dedupe"
+	// StepAggregate groups records and computes measures per group; it
+	// emits its rows once the input is exhausted.
+	StepAggregate StepKind = "aggregate"
+	// StepJoin looks each record up in the output dataset of an upstream
+	// task and adds columns from the matching record.
+	StepJoin StepKind = "join"
 )
 
 // Step is one transform step. Which fields are set depends on Kind.
@@ -180,7 +228,82 @@ type Step struct {
 	Casts   []Cast
 	Expr    string
 	Derives []Derive
+
+	Dedupe    *Dedupe    // StepDedupe
+	Aggregate *Aggregate // StepAggregate
+	Join      *Join      // StepJoin
 }
+
+// Keep says which of the records sharing a key a dedupe step keeps.
+type Keep string
+
+// The dedupe policies.
+const (
+	KeepFirst Keep = "first" // the first record of each key, streaming (the default)
+	KeepLast  Keep = "last"  // the last record of each key, emitted at the end of the input
+)
+
+// Dedupe keeps one record per distinct Key (every column when Key is empty).
+type Dedupe struct {
+	Key  []string
+	Keep Keep
+}
+
+// AggFunc is an aggregate function of a measure.
+type AggFunc string
+
+// The aggregate functions.
+const (
+	AggCount         AggFunc = "count"          // records; count(col) counts non-null values
+	AggSum           AggFunc = "sum"            // int or float
+	AggMin           AggFunc = "min"            // any type; keeps it
+	AggMax           AggFunc = "max"            // any type; keeps it
+	AggAvg           AggFunc = "avg"            // int or float; a float
+	AggCountDistinct AggFunc = "count_distinct" // distinct non-null values
+)
+
+// Aggregate groups records by GroupBy (one group for everything when
+// empty) and computes Measures per group.
+type Aggregate struct {
+	GroupBy  []string
+	Measures []Measure
+}
+
+// Measure is one output column of an aggregate: Func over Column ("" for
+// count()).
+type Measure struct {
+	Name   string
+	Func   AggFunc
+	Column string
+}
+
+// JoinHow is the kind of join.
+type JoinHow string
+
+// The join kinds.
+const (
+	JoinInner JoinHow = "inner" // records without a match are filtered out (the default)
+	JoinLeft  JoinHow = "left"  // records without a match keep nulls in the added columns
+)
+
+// DefaultJoinMaxRows bounds the right side of a join unless max_rows says
+// otherwise: it is held in memory.
+const DefaultJoinMaxRows = 1_000_000
+
+// Join is a lookup join of the stream against the output dataset of the
+// upstream task With.
+type Join struct {
+	With string
+	On   []JoinKey
+	How  JoinHow
+	// Select are the columns of the right side to add; empty means all
+	// but its key columns.
+	Select  []string
+	MaxRows int
+}
+
+// JoinKey pairs a column of the stream (Left) with one of the right side.
+type JoinKey struct{ Left, Right string }
 
 // Rename renames column From to To.
 type Rename struct{ From, To string }

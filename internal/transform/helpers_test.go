@@ -110,8 +110,8 @@ func (q *recorder) Reject(_ context.Context, r data.Reject) error {
 
 func checkInvariant(t testing.TB, s Stats) {
 	t.Helper()
-	if s.In != s.Out+s.Filtered+s.Quarantined {
-		t.Errorf("stats %+v: In != Out + Filtered + Quarantined", s)
+	if s.In != s.Out+s.Filtered+s.Quarantined+s.Aggregated+s.Held {
+		t.Errorf("stats %+v: In != Out + Filtered + Quarantined + Aggregated + Held", s)
 	}
 }
 
