@@ -47,6 +47,13 @@ type Options struct {
 	Wrap func(io.Writer) (io.WriteCloser, error)
 	// Unwrap, when not nil, undoes Wrap on reading.
 	Unwrap func(io.Reader) (io.Reader, error)
+	// PlainSHA256, when set on reading, is the expected digest of the
+	// unwrapped stream (Info.PlainSHA256). The reader hashes what it reads
+	// and, at the end of the stream, fails with ErrIntegrity on a mismatch;
+	// a consumer that commits its own output only after the end of its
+	// input (as every sluice task does) therefore never commits data from
+	// an artifact that did not verify.
+	PlainSHA256 string
 }
 
 // Info describes a committed artifact: what the store records and what
@@ -54,9 +61,17 @@ type Options struct {
 type Info struct {
 	Rows   int64
 	Bytes  int64  // size of the file on disk
-	SHA256 string // hex digest of the file on disk
-	Schema string // the schema, as EncodeSchema renders it
+	SHA256 string // hex digest of the file on disk (the ciphertext, when wrapped)
+	// PlainSHA256 is the hex digest of the Arrow stream itself, before any
+	// wrapper: what the data is, whatever protects it on disk.
+	PlainSHA256 string
+	Schema      string // the schema, as EncodeSchema renders it
 }
+
+// AAD is the associated data an encrypted artifact is bound to: its id. A
+// file moved into another artifact's place fails to decrypt, even with a
+// matching digest.
+func AAD(id string) []byte { return []byte("sluice/artifact/" + id) }
 
 type schemaField struct {
 	Name string `json:"name"`

@@ -146,7 +146,15 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			sum := sha256.Sum256(raw)
-			wantInfo := Info{Rows: 5, Bytes: int64(len(raw)), SHA256: hex.EncodeToString(sum[:]), Schema: EncodeSchema(allTypes)}
+			plainBytes := bytes.Clone(raw)
+			if name == "wrapped" {
+				xor(plainBytes)
+			}
+			plainSum := sha256.Sum256(plainBytes)
+			wantInfo := Info{
+				Rows: 5, Bytes: int64(len(raw)), SHA256: hex.EncodeToString(sum[:]),
+				PlainSHA256: hex.EncodeToString(plainSum[:]), Schema: EncodeSchema(allTypes),
+			}
 			if diff := cmp.Diff(wantInfo, info); diff != "" {
 				t.Errorf("info (-want +got):\n%s", diff)
 			}
@@ -159,6 +167,7 @@ func TestRoundTrip(t *testing.T) {
 			if name == "wrapped" && bytes.Contains(raw, []byte("plain")) {
 				t.Errorf("wrapper bypassed: plaintext on disk")
 			}
+			opts.PlainSHA256 = info.PlainSHA256
 			r, err := Open(path, info.SHA256, opts)
 			if err != nil {
 				t.Fatal(err)
@@ -359,5 +368,32 @@ func TestWriteSchemaMismatch(t *testing.T) {
 	other := data.MustSchema(data.Field{Name: "x", Type: data.Int})
 	if err := w.Write(context.Background(), batchOf(other, []row{{int64(1)}})); err == nil || !strings.Contains(err.Error(), "batch has 1 columns, sink was opened for 5") {
 		t.Errorf("Write = %v", err)
+	}
+}
+
+// TestPlainDigestChecked: a stream whose plaintext does not match the
+// recorded digest fails at its end with ErrIntegrity, even when the file's
+// own digest matches (a wrapper that decrypts to something else).
+func TestPlainDigestChecked(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "a.arrow")
+	info := write(t, path, allTypes, Options{}, sample...)
+	r, err := Open(path, info.SHA256, Options{PlainSHA256: strings.Repeat("ab", 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for {
+		_, err := r.Next(context.Background())
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, ErrIntegrity) {
+			t.Fatalf("end of stream: %v, want ErrIntegrity", err)
+		}
+		break
+	}
+	if _, err := Open(path, info.SHA256, Options{PlainSHA256: "nothex"}); err == nil {
+		t.Error("a malformed expected digest was accepted")
 	}
 }

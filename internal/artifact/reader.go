@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"strings"
@@ -21,6 +22,9 @@ import (
 type Reader struct {
 	path    string
 	f       *os.File
+	in      io.Reader // the unwrapped stream
+	plain   hash.Hash // of the unwrapped stream, when a digest is expected
+	want    []byte    // expected plaintext digest
 	rd      *ipc.Reader
 	schema  *data.Schema
 	batch   *data.Batch
@@ -68,6 +72,15 @@ func open(f *os.File, path string, want []byte, opts Options) (r *Reader, err er
 			return nil, fmt.Errorf("opening artifact %s: unwrapping: %w", path, err)
 		}
 	}
+	var plain hash.Hash
+	var wantPlain []byte
+	if opts.PlainSHA256 != "" {
+		if wantPlain, err = hex.DecodeString(opts.PlainSHA256); err != nil || len(wantPlain) != sha256.Size {
+			return nil, fmt.Errorf("opening artifact %s: expected plaintext digest %q is not a hex SHA-256", path, opts.PlainSHA256)
+		}
+		plain = sha256.New()
+		in = io.TeeReader(in, plain)
+	}
 	defer func() {
 		// The file passed its digest check, so only a bug in the writer
 		// or a collision could get here; a decoder panic still must not
@@ -85,7 +98,7 @@ func open(f *os.File, path string, want []byte, opts Options) (r *Reader, err er
 		rd.Release()
 		return nil, fmt.Errorf("opening artifact %s: %w", path, err)
 	}
-	return &Reader{path: path, f: f, rd: rd, schema: schema, batch: data.NewBatch(schema, 0), nullBuf: make([][]bool, len(schema.Fields))}, nil
+	return &Reader{path: path, f: f, in: in, plain: plain, want: wantPlain, rd: rd, schema: schema, batch: data.NewBatch(schema, 0), nullBuf: make([][]bool, len(schema.Fields))}, nil
 }
 
 // Schema returns the artifact's schema.
@@ -112,6 +125,9 @@ func (r *Reader) Next(ctx context.Context) (b *data.Batch, err error) {
 			if err := r.rd.Err(); err != nil {
 				return nil, fmt.Errorf("reading artifact %s: %w", r.path, err)
 			}
+			if err := r.verifyPlain(); err != nil {
+				return nil, err
+			}
 			return nil, data.ErrEndOfInput
 		}
 		rec := r.rd.RecordBatch()
@@ -128,6 +144,21 @@ func (r *Reader) Next(ctx context.Context) (b *data.Batch, err error) {
 		}
 		return r.batch, nil
 	}
+}
+
+// verifyPlain reads what is left of the stream after its last record and
+// compares the digest of the whole plaintext with the expected one.
+func (r *Reader) verifyPlain() error {
+	if r.plain == nil {
+		return nil
+	}
+	if _, err := io.Copy(io.Discard, r.in); err != nil {
+		return fmt.Errorf("reading artifact %s: %w", r.path, err)
+	}
+	if got := r.plain.Sum(nil); subtle.ConstantTimeCompare(got, r.want) != 1 {
+		return fmt.Errorf("reading artifact %s: %w: plaintext sha256 %x, recorded %x", r.path, ErrIntegrity, got, r.want)
+	}
+	return nil
 }
 
 // Close releases the file.

@@ -18,7 +18,7 @@ import (
 // Commit, Info describes the file.
 type Writer struct {
 	af     *fileio.AtomicFile
-	disk   *hashWriter
+	plain  *hashWriter // the Arrow stream, before any wrapper
 	wc     io.WriteCloser
 	ipc    *ipc.Writer
 	enc    *encoder
@@ -36,7 +36,7 @@ const (
 
 var _ data.Sink = (*Writer)(nil)
 
-// hashWriter counts and hashes the bytes on their way to the file.
+// hashWriter counts and hashes the bytes on their way to the wrapper.
 type hashWriter struct {
 	w io.Writer
 	h hash.Hash
@@ -61,17 +61,18 @@ func Create(path string, schema *data.Schema, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating artifact: %w", err)
 	}
-	w := &Writer{af: af, disk: &hashWriter{w: af, h: sha256.New()}, enc: newEncoder(schema), schema: schema}
-	w.wc = nopCloser{w.disk}
+	w := &Writer{af: af, enc: newEncoder(schema), schema: schema}
+	w.wc = nopCloser{af}
 	if opts.Wrap != nil {
-		wc, err := opts.Wrap(w.disk)
+		wc, err := opts.Wrap(af)
 		if err != nil {
 			_ = af.Abort()
 			return nil, fmt.Errorf("creating artifact %s: wrapping: %w", path, err)
 		}
 		w.wc = wc
 	}
-	w.ipc = ipc.NewWriter(w.wc, ipc.WithSchema(w.enc.schema), ipc.WithAllocator(memory.DefaultAllocator))
+	w.plain = &hashWriter{w: w.wc, h: sha256.New()}
+	w.ipc = ipc.NewWriter(w.plain, ipc.WithSchema(w.enc.schema), ipc.WithAllocator(memory.DefaultAllocator))
 	return w, nil
 }
 
@@ -127,7 +128,11 @@ func (w *Writer) Commit(ctx context.Context) error {
 		return fmt.Errorf("committing artifact: %w", err)
 	}
 	w.state = committed
-	w.info = Info{Rows: w.rows, Bytes: w.disk.n, SHA256: hex.EncodeToString(w.disk.h.Sum(nil)), Schema: EncodeSchema(w.schema)}
+	disk := w.af.Output()
+	w.info = Info{
+		Rows: w.rows, Bytes: disk.Bytes, SHA256: disk.SHA256,
+		PlainSHA256: hex.EncodeToString(w.plain.h.Sum(nil)), Schema: EncodeSchema(w.schema),
+	}
 	return nil
 }
 

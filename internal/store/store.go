@@ -82,6 +82,11 @@ const (
 	OutcomeTimedOut    Outcome = "timed_out"   // the attempt exceeded its timeout
 	OutcomeCancelled   Outcome = "cancelled"   // the run was cancelled during the attempt
 	OutcomeInterrupted Outcome = "interrupted" // its process died; found orphaned by a later resume
+	// OutcomeIntegrity: a dataset the attempt read failed verification
+	// (tampered, truncated, swapped, or undecryptable). Kept apart from
+	// ordinary failures because it means the stored data cannot be
+	// trusted, not that the task went wrong; never retried.
+	OutcomeIntegrity Outcome = "integrity_failed"
 )
 
 // Run is one execution of a pipeline version for a logical date.
@@ -155,8 +160,11 @@ type Artifact struct {
 	Schema  string // the schema, as the artifact package encodes it
 	Rows    int64
 	Bytes   int64
-	SHA256  string // hex digest of the file's bytes
-	Created time.Time
+	SHA256  string // hex digest of the file's bytes (ciphertext when encrypted)
+	// PlainSHA256 is the hex digest of the plaintext stream, for artifacts
+	// sluice encrypts; "" where it is the same as SHA256 or unknown.
+	PlainSHA256 string
+	Created     time.Time
 }
 
 // NewRun creates a run with one pending task run per task.
@@ -289,9 +297,81 @@ type Store interface {
 	// ListArtifacts returns a run's artifacts in creation order.
 	ListArtifacts(ctx context.Context, runID string) ([]Artifact, error)
 
+	// KeyStore: wrapped data keys and sealed secrets.
+	KeyStore
+
 	// InTx runs fn with a Store whose operations all join one transaction,
 	// committed if fn returns nil and rolled back otherwise.
 	InTx(ctx context.Context, fn func(tx Store) error) error
 	// Close releases the store's resources.
 	Close() error
+}
+
+// Data-key purposes: what a DataKey protects.
+const (
+	PurposeArtifact = "artifact"
+	PurposeLog      = "log"
+	PurposeSecret   = "secret"
+	PurposeFile     = "file" // a file a sink wrote with encrypt: true
+)
+
+// DataKey is a data-encryption key (DEK), stored only wrapped (encrypted) by
+// a key-encryption key (KEK) that never reaches the store. One DEK protects
+// one thing (an artifact, a task log, a secret version), so losing or
+// retiring one exposes or destroys nothing else.
+type DataKey struct {
+	ID      string
+	Purpose string // PurposeArtifact, PurposeLog or PurposeSecret
+	Ref     string // what it protects, e.g. the artifact id
+	// KEKKeyID is the id, within the KEK keyset, of the key that wrapped
+	// it: rotation re-wraps DEKs until no DEK names a retiring key.
+	KEKKeyID    uint32
+	Wrapped     []byte
+	CreatedAt   time.Time
+	RewrappedAt time.Time // zero until re-wrapped
+}
+
+// Secret is one version of a named secret. Sealed is ciphertext (sealed with
+// the data key DataKeyID); the store never sees the value.
+type Secret struct {
+	Name      string
+	Version   int // from 1
+	Sealed    []byte
+	DataKeyID string
+	SetBy     string
+	SetAt     time.Time
+}
+
+// KeyStore is the part of Store that keeps wrapped data keys and sealed
+// secrets. It is part of Store (so a transaction-bound store has it too)
+// and named so the keyring can declare the narrower dependency.
+type KeyStore interface {
+	// PutDataKey records a wrapped data key. ErrConflict if the id exists.
+	PutDataKey(ctx context.Context, k DataKey) error
+	// GetDataKey returns a data key by id, or ErrNotFound.
+	GetDataKey(ctx context.Context, id string) (DataKey, error)
+	// ListDataKeys returns up to limit data keys with id > afterID, ordered
+	// by id: pass the last id of a page to get the next.
+	ListDataKeys(ctx context.Context, afterID string, limit int) ([]DataKey, error)
+	// RewrapDataKey replaces the wrapped bytes of a data key, a
+	// compare-and-set on its KEKKeyID: ErrConflict if it is no longer
+	// fromKEK (somebody re-wrapped it first), ErrNotFound if it does not
+	// exist.
+	RewrapDataKey(ctx context.Context, id string, fromKEK, toKEK uint32, wrapped []byte, at time.Time) error
+	// CountDataKeysByKEK counts data keys per wrapping KEK key id; ids with
+	// no data key are absent.
+	CountDataKeysByKEK(ctx context.Context) (map[uint32]int64, error)
+
+	// PutSecret stores a new version of s.Name, assigning Version =
+	// latest+1 (1 for a new name) in one transaction; s.Version is
+	// ignored. It returns the stored secret.
+	PutSecret(ctx context.Context, s Secret) (Secret, error)
+	// GetSecret returns the latest version of a secret, or ErrNotFound.
+	GetSecret(ctx context.Context, name string) (Secret, error)
+	// ListSecrets returns the latest version of each secret, ordered by
+	// name, with Sealed left empty.
+	ListSecrets(ctx context.Context) ([]Secret, error)
+	// DeleteSecret deletes every version of a secret; ErrNotFound if it has
+	// none.
+	DeleteSecret(ctx context.Context, name string) error
 }

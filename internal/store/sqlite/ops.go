@@ -582,7 +582,7 @@ func (o ops) PutArtifact(ctx context.Context, a store.Artifact) error {
 	}
 	err := o.atomic(ctx, func(q querier) error {
 		_, err := q.ExecContext(ctx, qInsertArtifact, a.ID, a.RunID, a.Task, a.Attempt, a.Kind, a.Path,
-			a.Format, a.Schema, a.Rows, a.Bytes, a.SHA256, micros(orNow(a.Created)))
+			a.Format, a.Schema, a.Rows, a.Bytes, a.SHA256, micros(orNow(a.Created)), a.PlainSHA256)
 		switch {
 		case isConstraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY):
 			return fmt.Errorf("id exists: %w", store.ErrConflict)

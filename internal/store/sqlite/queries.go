@@ -18,7 +18,7 @@ const (
 	error, rows_in, rows_out, rows_quarantined, output, log_path`
 
 	artifactColumns = `id, run_id, task, attempt, kind, path, format, schema, row_count,
-	byte_count, sha256, created_at`
+	byte_count, sha256, created_at, plain_sha256`
 )
 
 // Runs.
@@ -137,7 +137,7 @@ const (
 // Artifacts.
 const (
 	qInsertArtifact = `INSERT INTO artifacts (` + artifactColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 	qGetArtifact = `SELECT ` + artifactColumns + ` FROM artifacts WHERE id = ?`
 
@@ -162,4 +162,42 @@ const (
 	qSavepoint         = `SAVEPOINT sluice_op`
 	qReleaseSavepoint  = `RELEASE SAVEPOINT sluice_op`
 	qRollbackSavepoint = `ROLLBACK TO SAVEPOINT sluice_op`
+)
+
+// Data keys and secrets.
+const (
+	dataKeyColumns = `id, purpose, ref, kek_key_id, wrapped, created_at, rewrapped_at`
+
+	qInsertDataKey = `INSERT INTO data_keys (` + dataKeyColumns + `) VALUES (?, ?, ?, ?, ?, ?, NULL)`
+
+	qGetDataKey = `SELECT ` + dataKeyColumns + ` FROM data_keys WHERE id = ?`
+
+	// Arguments: after id, limit.
+	qListDataKeys = `SELECT ` + dataKeyColumns + ` FROM data_keys WHERE id > ? ORDER BY id LIMIT ?`
+
+	// qRewrapDataKey is the compare-and-set on the wrapping KEK key.
+	// Arguments: to kek, wrapped, at, id, from kek.
+	qRewrapDataKey = `UPDATE data_keys SET kek_key_id = ?, wrapped = ?, rewrapped_at = ?
+	WHERE id = ? AND kek_key_id = ?`
+
+	qDataKeyExists = `SELECT 1 FROM data_keys WHERE id = ?`
+
+	qCountDataKeysByKEK = `SELECT kek_key_id, COUNT(*) FROM data_keys GROUP BY kek_key_id`
+
+	secretColumns = `name, version, sealed, data_key_id, set_by, set_at`
+
+	qLatestSecretVersion = `SELECT COALESCE(MAX(version), 0) FROM secrets WHERE name = ?`
+
+	qInsertSecret = `INSERT INTO secrets (` + secretColumns + `) VALUES (?, ?, ?, ?, ?, ?)`
+
+	qGetSecret = `SELECT ` + secretColumns + ` FROM secrets WHERE name = ? ORDER BY version DESC LIMIT 1`
+
+	// qListSecrets returns the latest version of each name, without the
+	// sealed value.
+	qListSecrets = `SELECT s.name, s.version, x'', s.data_key_id, s.set_by, s.set_at
+	FROM secrets s
+	WHERE s.version = (SELECT MAX(version) FROM secrets WHERE name = s.name)
+	ORDER BY s.name`
+
+	qDeleteSecret = `DELETE FROM secrets WHERE name = ?`
 )

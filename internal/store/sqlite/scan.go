@@ -126,7 +126,7 @@ func scanArtifact(s scanner) (store.Artifact, error) {
 		created int64
 	)
 	err := s.Scan(&a.ID, &a.RunID, &a.Task, &a.Attempt, &a.Kind, &a.Path, &a.Format, &a.Schema,
-		&a.Rows, &a.Bytes, &a.SHA256, &created)
+		&a.Rows, &a.Bytes, &a.SHA256, &created, &a.PlainSHA256)
 	if err != nil {
 		return store.Artifact{}, err
 	}
@@ -154,8 +154,39 @@ func validTaskState(s store.TaskState) bool {
 func validOutcome(o store.Outcome) bool {
 	switch o {
 	case store.OutcomeRunning, store.OutcomeSuccess, store.OutcomeFailed, store.OutcomeTimedOut,
-		store.OutcomeCancelled, store.OutcomeInterrupted:
+		store.OutcomeCancelled, store.OutcomeInterrupted, store.OutcomeIntegrity:
 		return true
 	}
 	return false
+}
+
+func scanDataKey(s scanner) (store.DataKey, error) {
+	var (
+		k         store.DataKey
+		kek       int64
+		created   int64
+		rewrapped sql.NullInt64
+	)
+	if err := s.Scan(&k.ID, &k.Purpose, &k.Ref, &kek, &k.Wrapped, &created, &rewrapped); err != nil {
+		return store.DataKey{}, err
+	}
+	k.KEKKeyID = uint32(kek)
+	k.CreatedAt = time.UnixMicro(created).UTC()
+	k.RewrappedAt = fromMicros(rewrapped)
+	return k, nil
+}
+
+func scanSecret(s scanner) (store.Secret, error) {
+	var (
+		sec   store.Secret
+		setAt int64
+	)
+	if err := s.Scan(&sec.Name, &sec.Version, &sec.Sealed, &sec.DataKeyID, &sec.SetBy, &setAt); err != nil {
+		return store.Secret{}, err
+	}
+	if len(sec.Sealed) == 0 {
+		sec.Sealed = nil
+	}
+	sec.SetAt = time.UnixMicro(setAt).UTC()
+	return sec, nil
 }

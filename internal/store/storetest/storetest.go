@@ -50,6 +50,9 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Artifacts", func(t *testing.T) { testArtifacts(t, open(t)) })
 	t.Run("InTx", func(t *testing.T) { testInTx(t, open(t)) })
 	t.Run("ConcurrentStart", func(t *testing.T) { testConcurrentStart(t, open(t)) })
+	t.Run("DataKeys", func(t *testing.T) { testDataKeys(t, open(t)) })
+	t.Run("ConcurrentRewrap", func(t *testing.T) { testConcurrentRewrap(t, open(t)) })
+	t.Run("Secrets", func(t *testing.T) { testSecrets(t, open(t)) })
 }
 
 // at is a fixed instant plus sec seconds: test times are exact to the
@@ -697,6 +700,7 @@ func testFinishAttempt(t *testing.T, s store.Store) {
 		{store.TaskFailed, store.OutcomeFailed},
 		{store.TaskFailed, store.OutcomeTimedOut},
 		{store.TaskFailed, store.OutcomeInterrupted},
+		{store.TaskFailed, store.OutcomeIntegrity},
 		{store.TaskUpForRetry, store.OutcomeFailed},
 		{store.TaskCancelled, store.OutcomeCancelled},
 	}
@@ -870,7 +874,7 @@ func testArtifacts(t *testing.T, s store.Store) {
 		return store.Artifact{
 			ID: id, RunID: "art", Task: "t", Attempt: 1, Kind: "output", Path: "artifacts/" + id,
 			Format: "arrow-ipc-stream", Schema: `{"fields":[]}`, Rows: 42, Bytes: 4096,
-			SHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", Created: at(created),
+			SHA256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", PlainSHA256: "ab" + id, Created: at(created),
 		}
 	}
 	// Put out of creation order: the listing orders by Created.
