@@ -6,8 +6,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -561,4 +564,275 @@ func taskStates(s summaryJSON) string {
 		parts = append(parts, t.Task+"="+t.State)
 	}
 	return strings.Join(parts, ",")
+}
+
+// sluiceIn runs the binary with extra environment and stdin.
+func sluiceIn(t *testing.T, home, stdin string, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"--home", home}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running sluice %v: %v", args, err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// TestSecretsNeverLeak is the canary test: it plants a unique secret, runs
+// pipelines that print it every way a task can (stdout, stderr, an error
+// message, base64, an environment dump) and checks, by scanning bytes, that
+// neither the value nor a common encoding of it appears in anything sluice
+// printed or stored — and that sluice's own key-encryption key never
+// reaches a task's environment.
+func TestSecretsNeverLeak(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	home := filepath.Join(dir, "state")
+	canary := fmt.Sprintf("canary-%d-Zq8u", time.Now().UnixNano())
+	p := writeFile(t, dir, "p.yaml", `pipeline: canary
+tasks:
+  echo:
+    shell: ["echo", "token=${secret:canary}"]
+  env:
+    env: {TOKEN: "${secret:canary}"}
+    script: |
+      echo "stderr $TOKEN" >&2
+      printf %s "$TOKEN" | base64
+      env
+      echo "kek=${SLUICE_KEK:-absent}"
+  fail:
+    shell: ["/nonexistent/${secret:canary}"]
+  data:
+    extract: {csv: {path: "${secret:canary}.csv"}}
+`)
+	// The KEK is given through the environment, as an operator would.
+	kekHome := filepath.Join(dir, "kek-source")
+	if r := sluice(t, kekHome, "runs"); r.code != 0 {
+		t.Fatalf("creating a keyset: %s", r)
+	}
+	kekJSON := readFile(t, filepath.Join(kekHome, "keys", "kek.json"))
+	kekEnv := "SLUICE_KEK=" + base64.StdEncoding.EncodeToString([]byte(kekJSON))
+	env := []string{kekEnv}
+
+	var printed strings.Builder
+	record := func(r result) result { printed.WriteString(r.stdout + r.stderr); return r }
+
+	if r := record(sluiceIn(t, home, "", env, "validate", p)); r.code != 1 || !strings.Contains(r.stdout, `secret "canary" does not exist`) {
+		t.Fatalf("validate before the secret exists:\n%s", r)
+	}
+	if r := record(sluiceIn(t, home, canary+"\n", env, "secret", "set", "canary")); r.code != 0 {
+		t.Fatalf("secret set:\n%s", r)
+	}
+	r := record(sluiceIn(t, home, "", env, "run", "--output", "json", p))
+	if r.code != 1 {
+		t.Fatalf("the run should fail (task fail):\n%s", r)
+	}
+	s := decodeSummary(t, r)
+	for _, args := range [][]string{
+		{"logs", s.Run.ID}, {"logs", "--output", "json", s.Run.ID}, {"show", s.Run.ID}, {"show", "--output", "json", s.Run.ID},
+		{"runs", "--output", "json"}, {"secret", "list"}, {"secret", "list", "--output", "json"},
+	} {
+		record(sluiceIn(t, home, "", env, args...))
+	}
+	logs := sluiceIn(t, home, "", env, "logs", s.Run.ID).stdout
+	for _, want := range []string{"token=[REDACTED]", "stderr [REDACTED]", "TOKEN=[REDACTED]", "kek=absent", "/nonexistent/[REDACTED]"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
+	}
+
+	forms := map[string]string{
+		"plain":      canary,
+		"base64":     base64.StdEncoding.EncodeToString([]byte(canary)),
+		"base64-url": base64.RawURLEncoding.EncodeToString([]byte(canary)),
+		"hex":        hex.EncodeToString([]byte(canary)),
+		"url":        url.QueryEscape(canary + "/x")[:len(canary)],
+	}
+	check := func(where string, b []byte) {
+		for name, f := range forms {
+			if bytes.Contains(b, []byte(f)) {
+				t.Errorf("the %s form of the secret is in %s", name, where)
+			}
+		}
+		if bytes.Contains(b, []byte(kekJSON[:40])) {
+			t.Errorf("the key-encryption key is in %s", where)
+		}
+	}
+	check("sluice's output", []byte(printed.String()))
+	filepath.WalkDir(home, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(path)
+			check(path, b)
+		}
+		return nil
+	})
+}
+
+// TestTamperedDatasetsAreIntegrityFailures flips a byte of, truncates, or
+// swaps the stored datasets between two tasks while the run waits, and
+// checks that the reading task fails with an integrity failure naming the
+// dataset, recorded apart from ordinary failures and not retried.
+func TestTamperedDatasetsAreIntegrityFailures(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"flip", "truncate", "swap"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			writeFile(t, dir, "a.csv", "id,name\n1,Ada\n2,Bo\n")
+			writeFile(t, dir, "b.csv", "id,name\n3,Cy\n4,Di\n")
+			p := writeFile(t, dir, "p.yaml", `pipeline: tamper
+defaults: {retries: 2, retry_delay: 10ms}
+tasks:
+  a:
+    extract: {csv: {path: a.csv}}
+  b:
+    extract: {csv: {path: b.csv}}
+  gate:
+    needs: [a, b]
+    script: |
+      touch started
+      while [ ! -f go ]; do sleep 0.02; done
+  use:
+    needs: [a, b, gate]
+    input: a
+    load: {jsonl: {path: out.jsonl}}
+`)
+			home := filepath.Join(dir, "state")
+			cmd := exec.Command(binary, "--home", home, "run", "--output", "json", p)
+			var out bytes.Buffer
+			cmd.Stdout = &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, filepath.Join(dir, "started"), 30*time.Second)
+			arts, _ := filepath.Glob(filepath.Join(home, "artifacts", "*", "[ab].1.arrow"))
+			if len(arts) != 2 {
+				t.Fatalf("datasets: %v", arts)
+			}
+			a, b := readFile(t, arts[0]), readFile(t, arts[1])
+			switch mode {
+			case "flip":
+				raw := []byte(a)
+				raw[len(raw)-20] ^= 0x40
+				writeFile(t, filepath.Dir(arts[0]), filepath.Base(arts[0]), string(raw))
+			case "truncate":
+				writeFile(t, filepath.Dir(arts[0]), filepath.Base(arts[0]), a[:len(a)/2])
+			case "swap":
+				writeFile(t, filepath.Dir(arts[0]), filepath.Base(arts[0]), b)
+				writeFile(t, filepath.Dir(arts[1]), filepath.Base(arts[1]), a)
+			}
+			writeFile(t, dir, "go", "")
+			cmd.Wait()
+			s := decodeSummary(t, result{stdout: out.String()})
+			use := s.Tasks[3]
+			if use.Task != "use" || use.State != "failed" || use.Attempts != 1 {
+				t.Fatalf("use: %+v", use)
+			}
+			show := decodeSummary(t, sluice(t, home, "show", "--output", "json", s.Run.ID))
+			for _, at := range show.Attempts {
+				if at.Task == "use" && at.Outcome != "integrity_failed" {
+					t.Errorf("attempt outcome %s, want integrity_failed", at.Outcome)
+				}
+			}
+			r := sluice(t, home, "show", s.Run.ID)
+			if !strings.Contains(r.stdout, "integrity failure") || !strings.Contains(r.stdout, ".out") {
+				t.Errorf("the error does not name an integrity failure of the dataset:\n%s", r)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "out.jsonl")); err == nil {
+				t.Error("a tampered dataset reached the sink")
+			}
+		})
+	}
+}
+
+// TestEncryptedSinkAndDecrypt: a file sink with encrypt: true writes no
+// plaintext, `sluice decrypt` gives back exactly what an unencrypted sink
+// writes, and an altered file fails to decrypt.
+func TestEncryptedSinkAndDecrypt(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, dir, "in.csv", "id,name\n1,Ada Lovelace\n2,Grace Hopper\n")
+	p := writeFile(t, dir, "p.yaml", `pipeline: enc
+tasks:
+  plain:
+    extract: {csv: {path: in.csv}}
+    load: {jsonl: {path: plain.jsonl}}
+  sealed:
+    extract: {csv: {path: in.csv}}
+    load: {jsonl: {path: sealed.jsonl.gz, encrypt: true}}
+`)
+	home := filepath.Join(dir, "state")
+	if r := sluice(t, home, "run", p); r.code != 0 {
+		t.Fatalf("run:\n%s", r)
+	}
+	sealed := readFile(t, filepath.Join(dir, "sealed.jsonl.gz"))
+	if strings.Contains(sealed, "Lovelace") || !strings.HasPrefix(sealed, "SLK1") {
+		t.Fatalf("the encrypted sink wrote %q", sealed[:min(40, len(sealed))])
+	}
+	r := sluice(t, home, "decrypt", filepath.Join(dir, "sealed.jsonl.gz"), "--out", filepath.Join(dir, "back.jsonl.gz"))
+	if r.code != 0 {
+		t.Fatalf("decrypt:\n%s", r)
+	}
+	gz := exec.Command("gzip", "-dc", filepath.Join(dir, "back.jsonl.gz"))
+	back, err := gz.Output()
+	if err != nil {
+		t.Fatalf("gunzip: %v", err)
+	}
+	if want := readFile(t, filepath.Join(dir, "plain.jsonl")); string(back) != want {
+		t.Errorf("decrypted %q, want %q", back, want)
+	}
+	raw := []byte(sealed)
+	raw[len(raw)-5] ^= 1
+	writeFile(t, dir, "sealed.jsonl.gz", string(raw))
+	r = sluice(t, home, "decrypt", filepath.Join(dir, "sealed.jsonl.gz"), "--out", filepath.Join(dir, "bad.gz"))
+	if r.code != 1 || !strings.Contains(r.stderr, "integrity") {
+		t.Errorf("decrypting an altered file:\n%s", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad.gz")); err == nil {
+		t.Error("a failed decryption left a file behind")
+	}
+	// Another state directory (another keyring) cannot read it.
+	r = sluice(t, filepath.Join(dir, "other"), "decrypt", filepath.Join(dir, "back.jsonl.gz"))
+	if r.code == 0 {
+		t.Errorf("a foreign keyring decrypted the file:\n%s", r)
+	}
+}
+
+// TestConfidentialDataNeedsTLS: a confidential pipeline may not read a
+// database over a connection that disables TLS, unless the host is loopback.
+func TestConfidentialDataNeedsTLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	spec := func(class, host string) string {
+		return fmt.Sprintf(`pipeline: tls
+classification: %s
+tasks:
+  read:
+    extract: {postgres: {dsn: "postgres://reader@%s/crm?sslmode=disable", query: "SELECT 1"}}
+`, class, host)
+	}
+	for _, tc := range []struct {
+		class, host string
+		ok          bool
+	}{
+		{"confidential", "db.example.com", false},
+		{"restricted", "db.example.com", false},
+		{"internal", "db.example.com", true},
+		{"confidential", "127.0.0.1", true},
+	} {
+		p := writeFile(t, dir, tc.class+"-"+tc.host+".yaml", spec(tc.class, tc.host))
+		r := sluice(t, filepath.Join(dir, "state"), "validate", p)
+		if (r.code == 0) != tc.ok {
+			t.Errorf("%s pipeline reading %s without TLS: valid = %v, want %v\n%s", tc.class, tc.host, r.code == 0, tc.ok, r)
+		}
+		if !tc.ok && !strings.Contains(r.stdout, ":5:") {
+			t.Errorf("the error is not positioned at the connector settings:\n%s", r)
+		}
+	}
 }

@@ -11,11 +11,14 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sluicehq/sluice/internal/clock"
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/data"
 	_ "github.com/sluicehq/sluice/internal/data/builtin" // the built-in connectors
 	"github.com/sluicehq/sluice/internal/engine"
+	"github.com/sluicehq/sluice/internal/keys"
 	"github.com/sluicehq/sluice/internal/pipeline"
+	"github.com/sluicehq/sluice/internal/secrets"
 	"github.com/sluicehq/sluice/internal/store"
 	"github.com/sluicehq/sluice/internal/store/sqlite"
 	"github.com/sluicehq/sluice/internal/task"
@@ -30,6 +33,8 @@ type Options struct {
 	LogOutput io.Writer
 	// Observer receives engine events (progress); may be nil.
 	Observer func(engine.Event)
+	// Getenv reads the environment (SLUICE_KEK); default os.Getenv.
+	Getenv func(string) string
 }
 
 // App is an opened sluice: the store and the engine over it.
@@ -37,8 +42,14 @@ type App struct {
 	Config     config.Config
 	Logger     *slog.Logger
 	Store      store.Store
+	Keys       *keys.Keyring
+	Secrets    *secrets.Service
+	Redactor   *secrets.Redactor
 	Engine     *engine.Engine
 	Connectors *data.Registry
+	// KEKCreated is the path of the key-encryption keyset when this Open
+	// created it, so the caller can tell the operator to back it up.
+	KEKCreated string
 }
 
 // Open prepares the state directory (created with mode 0700, and tightened
@@ -60,29 +71,71 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if out == nil {
 		out = os.Stderr
 	}
-	logger := NewLogger(out, cfg.LogLevel, cfg.LogFormat)
+	// The redactor sits below the logger: a secret value resolved
+	// anywhere in this process is removed from every log line, so new
+	// code cannot forget it.
+	redactor := secrets.NewRedactor()
+	logger := NewLogger(out, cfg.LogLevel, cfg.LogFormat, redactor)
 
 	db, err := sqlite.Open(ctx, filepath.Join(home, StoreFile), sqlite.Options{Synchronous: cfg.Synchronous})
 	if err != nil {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	kek, created, err := openKEK(home, getenv)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	kr := keys.New(db, kek, keys.Options{})
+	svc := secrets.NewService(db, kr, redactor, clock.Real{})
 	connectors := data.Builtin
 	eng, err := engine.New(engine.Options{
 		Store:    db,
 		StateDir: home,
 		Logger:   logger,
 		Observer: opts.Observer,
+		Logs:     kr,
+		Secrets:  svc.Resolve,
+		Redact:   redactor,
 		Executors: map[pipeline.Kind]engine.Executor{
 			pipeline.KindShell:  task.NewShell(cfg.KillGrace),
 			pipeline.KindScript: task.NewShell(cfg.KillGrace),
-			pipeline.KindData:   task.NewData(connectors),
+			pipeline.KindData:   task.NewData(connectors, kr),
 		},
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("starting engine: %w", err)
 	}
-	return &App{Config: cfg, Logger: logger, Store: db, Engine: eng, Connectors: connectors}, nil
+	return &App{
+		Config: cfg, Logger: logger, Store: db, Keys: kr, Secrets: svc, Redactor: redactor,
+		Engine: eng, Connectors: connectors, KEKCreated: created,
+	}, nil
+}
+
+// openKEK returns the key-encryption key: the keyset in SLUICE_KEK when it
+// is set, else the keyset file in the state directory, created on first
+// use (its path is returned then).
+func openKEK(home string, getenv func(string) string) (keys.KEK, string, error) {
+	if v := getenv(keys.EnvVar); v != "" {
+		k, err := keys.ParseEnv(v)
+		if err != nil {
+			return nil, "", fmt.Errorf("loading key-encryption key: %w", err)
+		}
+		return k, "", nil
+	}
+	k, err := keys.LoadFile(home)
+	if err != nil {
+		return nil, "", fmt.Errorf("loading key-encryption key: %w", err)
+	}
+	if k.Created() {
+		return k, k.Path(), nil
+	}
+	return k, "", nil
 }
 
 // ParsePipeline reads and validates a pipeline file with the app's connectors.
@@ -112,13 +165,15 @@ func EnsureDir(dir string) error {
 	return nil
 }
 
-// NewLogger builds the slog logger for level and format ("text" or "json").
-func NewLogger(w io.Writer, level, format string) *slog.Logger {
+// NewLogger builds the slog logger for level and format ("text" or
+// "json"), with r redacting every message and attribute.
+func NewLogger(w io.Writer, level, format string, r *secrets.Redactor) *slog.Logger {
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(level)) // validated by config.Validate
 	hopts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler = slog.NewTextHandler(w, hopts)
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, hopts))
+		h = slog.NewJSONHandler(w, hopts)
 	}
-	return slog.New(slog.NewTextHandler(w, hopts))
+	return slog.New(r.Handler(h))
 }

@@ -116,6 +116,9 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		runsCommand(e),
 		showCommand(e),
 		logsCommand(e),
+		keyCommand(e),
+		secretCommand(e),
+		decryptCommand(e),
 		versionCommand(e),
 	)
 

@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sluicehq/sluice/internal/app"
+	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/store"
 )
 
@@ -318,9 +316,10 @@ func logsCommand(e *env) *cobra.Command {
 					if attempt != 0 && at.Number != attempt {
 						continue
 					}
-					text, err := readLog(ap.Config.Home, at.LogPath)
+					text, err := engine.ReadLog(ctx, ap.Keys, ap.Config.Home, at.LogPath)
 					if err != nil {
-						return err
+						// Show what could be verified, and say why the rest is not shown.
+						text += fmt.Sprintf("\n[sluice: %s]\n", err)
 					}
 					entries = append(entries, logEntry{Task: at.Task, Attempt: at.Number, Log: text})
 				}
@@ -339,25 +338,4 @@ func logsCommand(e *env) *cobra.Command {
 	}
 	cmd.Flags().IntVar(&attempt, "attempt", 0, "only this attempt number")
 	return cmd
-}
-
-// readLog reads an attempt's log from the state directory; a log that was
-// never created (the attempt died before writing) reads as empty.
-func readLog(home, rel string) (string, error) {
-	if rel == "" {
-		return "", nil
-	}
-	f, err := os.Open(filepath.Join(home, rel))
-	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("reading log: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return "", fmt.Errorf("reading log %s: %w", rel, err)
-	}
-	return string(b), nil
 }

@@ -56,6 +56,9 @@ start a fresh run anyway with --new.`,
 				if err != nil {
 					return exitWith(ExitUsage, fmt.Errorf("%s: %w", a[0], err))
 				}
+				if err := checkSecrets(ctx, a2, p); err != nil {
+					return exitWith(ExitFailure, err)
+				}
 				if !newRun {
 					interrupted, err := interruptedRuns(ctx, a2, p)
 					if err != nil {
@@ -109,6 +112,9 @@ file must be the version the run started with.`,
 				p, err := a2.ParsePipeline(run.PipelineFile)
 				if err != nil {
 					return exitWith(ExitFailure, fmt.Errorf("run %s: %w", run.ID, err))
+				}
+				if err := checkSecrets(ctx, a2, p); err != nil {
+					return exitWith(ExitFailure, err)
 				}
 				if p.Hash != run.PipelineHash {
 					return exitWith(ExitFailure, fmt.Errorf(
@@ -202,11 +208,17 @@ func withApp(ctx context.Context, e *env, fn func(context.Context, *app.App, *pr
 		return err
 	}
 	pr := &progress{w: e.stdout, quiet: e.json(), last: map[string]time.Time{}}
-	a, err := app.Open(ctx, cfg, app.Options{LogOutput: e.stderr, Observer: pr.event})
+	a, err := app.Open(ctx, cfg, app.Options{LogOutput: e.stderr, Observer: pr.event, Getenv: e.getenv})
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	if a.KEKCreated != "" {
+		fmt.Fprintf(e.stderr, "sluice: created a new key-encryption key in %s.\n"+
+			"  Everything sluice stores is encrypted under it: back it up now, and keep the backup\n"+
+			"  apart from copies of the state directory (see docs/keys.md). Without it, nothing\n"+
+			"  in the state directory can be read.\n", a.KEKCreated)
+	}
 	return fn(ctx, a, pr)
 }
 

@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/internal/app"
 	"github.com/sluicehq/sluice/internal/data"
 	"github.com/sluicehq/sluice/internal/pipeline"
 )
@@ -36,12 +38,40 @@ problem. With --output json it prints, per file, its problems or its
 normalised form (defaults applied).`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, files []string) error {
-			bad := 0
-			var views []fileView
-			for _, file := range files {
+			// Parse every file first; if any references secrets, check them
+			// all against the store in one go.
+			parsed := make([]*pipeline.Pipeline, len(files))
+			errs := make([]error, len(files))
+			refs := false
+			for i, file := range files {
 				// The built-in connectors joined data.Builtin through the
 				// blank import in internal/app.
-				p, err := pipeline.ParseFile(file, pipeline.Options{Connectors: data.Builtin})
+				parsed[i], errs[i] = pipeline.ParseFile(file, pipeline.Options{Connectors: data.Builtin})
+				refs = refs || (errs[i] == nil && len(parsed[i].Secrets) > 0)
+			}
+			if refs {
+				err := withApp(cmd.Context(), e, func(ctx context.Context, a *app.App, _ *progress) error {
+					for i, p := range parsed {
+						if errs[i] == nil {
+							if err := checkSecrets(ctx, a, p); err != nil {
+								var perrs pipeline.Errors
+								if !errors.As(err, &perrs) {
+									return err
+								}
+								errs[i] = err
+							}
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+			bad := 0
+			var views []fileView
+			for i, file := range files {
+				p, err := parsed[i], errs[i]
 				v := fileView{File: file, Valid: err == nil}
 				if err != nil {
 					bad++

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/pipeline"
+	"github.com/sluicehq/sluice/internal/secrets"
 	"github.com/sluicehq/sluice/internal/store"
 	"github.com/sluicehq/sluice/internal/store/sqlite"
 	"github.com/sluicehq/sluice/internal/task"
@@ -61,7 +62,7 @@ func BenchmarkEngineNoop(b *testing.B) {
 				}
 			}
 			e, err := New(Options{
-				Store: st, Executors: map[pipeline.Kind]Executor{kindFunc: noop},
+				Store: st, Logs: newKeyring(b, st, dir), Redact: secrets.NewRedactor(), Executors: map[pipeline.Kind]Executor{kindFunc: noop},
 				StateDir: filepath.Join(dir, "state"), Observer: observe,
 			})
 			if err != nil {

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	mrand "math/rand/v2"
 	"os"
@@ -82,6 +83,16 @@ type Options struct {
 	// StateDir is the state directory; task logs go to
 	// StateDir/logs/<run>/<task>.<attempt>.log.
 	StateDir string
+	// Logs encrypts task logs at rest, each under a data key of its own
+	// bound to its path (internal/keys implements it). Required: no log
+	// is ever written in plaintext.
+	Logs LogSealer
+	// Secrets resolves a ${secret:NAME} reference when a task expands it,
+	// at the last moment, inside the attempt; nil fails every reference.
+	Secrets func(ctx context.Context, name string) ([]byte, error)
+	// Redact removes resolved secret values from everything the engine
+	// writes: task logs and recorded errors. Required.
+	Redact Redactor
 	// Observer, if set, receives every Event synchronously and never
 	// concurrently, on the engine's critical path: it must be fast and
 	// must not block (hand the event to a channel or buffer if it does
@@ -103,6 +114,23 @@ type Options struct {
 	Rand *mrand.Rand
 }
 
+// LogSealer encrypts a stream written to w under a fresh data key; the
+// result must be closed to complete the stream.
+type LogSealer interface {
+	EncryptWriter(ctx context.Context, w io.Writer, purpose, ref string, aad []byte) (io.WriteCloser, error)
+}
+
+// Redactor replaces known secret values (and their common encodings) with
+// a marker; internal/secrets implements it.
+type Redactor interface {
+	Writer(w io.Writer) io.WriteCloser
+	String(s string) string
+}
+
+// LogAAD is the associated data a task log is bound to: its path relative
+// to the state directory, so a log cannot be passed off as another's.
+func LogAAD(rel string) []byte { return []byte("sluice/log/" + rel) }
+
 // Engine creates and executes runs. It is safe for concurrent use; several
 // runs may execute at once.
 type Engine struct {
@@ -111,6 +139,9 @@ type Engine struct {
 	clock     clock.Clock
 	log       *slog.Logger
 	stateDir  string
+	logs      LogSealer
+	secrets   func(ctx context.Context, name string) ([]byte, error)
+	redact    Redactor
 	observer  func(Event)
 	obsMu     sync.Mutex
 	owner     string
@@ -131,6 +162,12 @@ func New(opts Options) (*Engine, error) {
 	if opts.StateDir == "" {
 		return nil, errors.New("engine options: no state directory")
 	}
+	if opts.Logs == nil {
+		return nil, errors.New("engine options: no log encryption")
+	}
+	if opts.Redact == nil {
+		return nil, errors.New("engine options: no redactor")
+	}
 	host, err := os.Hostname()
 	if err != nil {
 		return nil, fmt.Errorf("engine options: reading host name: %w", err)
@@ -141,6 +178,9 @@ func New(opts Options) (*Engine, error) {
 		clock:     opts.Clock,
 		log:       opts.Logger,
 		stateDir:  opts.StateDir,
+		logs:      opts.Logs,
+		secrets:   opts.Secrets,
+		redact:    opts.Redact,
 		observer:  opts.Observer,
 		owner:     opts.Owner,
 		host:      host,

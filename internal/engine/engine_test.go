@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +21,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sluicehq/sluice/internal/clock"
+	"github.com/sluicehq/sluice/internal/keys"
 	"github.com/sluicehq/sluice/internal/pipeline"
+	"github.com/sluicehq/sluice/internal/secrets"
 	"github.com/sluicehq/sluice/internal/store"
 	"github.com/sluicehq/sluice/internal/store/sqlite"
 	"github.com/sluicehq/sluice/internal/task"
@@ -44,6 +47,17 @@ func openStore(tb testing.TB, dir string) store.Store {
 	}
 	tb.Cleanup(func() { db.Close() })
 	return db
+}
+
+// newKeyring returns a real keyring over st with a fresh keyset file in
+// dir: task logs are always encrypted.
+func newKeyring(tb testing.TB, st store.Store, dir string) *keys.Keyring {
+	tb.Helper()
+	kek, err := keys.LoadFile(dir)
+	if err != nil {
+		tb.Fatalf("loading KEK: %v", err)
+	}
+	return keys.New(st, kek, keys.Options{})
 }
 
 // recorder collects events.
@@ -75,6 +89,7 @@ func (r *recorder) index(kind EventKind, taskName string) int {
 }
 
 type env struct {
+	keys     *keys.Keyring
 	store    store.Store
 	stateDir string
 	clock    *clock.Fake
@@ -84,17 +99,25 @@ type env struct {
 
 type envOpt func(*Options)
 
+// readLog decrypts an attempt log.
+func (en *env) readLog(rel string) ([]byte, error) {
+	s, err := ReadLog(context.Background(), en.keys, en.stateDir, rel)
+	return []byte(s), err
+}
+
 func newEnv(t *testing.T, executors map[pipeline.Kind]Executor, opts ...envOpt) *env {
 	t.Helper()
 	dir := t.TempDir()
+	st := openStore(t, dir)
 	en := &env{
-		store:    openStore(t, dir),
+		keys:     newKeyring(t, st, dir),
+		store:    st,
 		stateDir: filepath.Join(dir, "state"),
 		clock:    clock.NewFake(time.Date(2026, 11, 25, 8, 30, 0, 0, time.UTC)),
 		rec:      &recorder{},
 	}
 	o := Options{
-		Store: en.store, Executors: executors, Clock: en.clock, StateDir: en.stateDir,
+		Store: en.store, Executors: executors, Clock: en.clock, StateDir: en.stateDir, Logs: en.keys, Redact: secrets.NewRedactor(),
 		Observer: en.rec.observe, LeaseDuration: 2 * time.Hour, HeartbeatEvery: time.Hour,
 		Rand: mrand.New(mrand.NewPCG(1, 2)),
 	}
@@ -186,13 +209,21 @@ func (en *env) checkLogs(t *testing.T, runID string) []store.Attempt {
 			continue
 		}
 		if a.Outcome == store.OutcomeFailed {
-			b, _ := os.ReadFile(filepath.Join(en.stateDir, a.LogPath))
+			b, _ := en.readLog(a.LogPath)
 			if !strings.Contains(string(b), "failed") {
 				t.Errorf("log of failed attempt %s.%d does not say why: %q", a.Task, a.Number, b)
 			}
 		}
 		if fi.Mode().Perm() != 0o600 {
 			t.Errorf("log %s mode %v, want 0600", a.LogPath, fi.Mode().Perm())
+		}
+		// Logs are encrypted at rest: no line of the text is on disk.
+		raw, _ := os.ReadFile(filepath.Join(en.stateDir, a.LogPath))
+		text, _ := en.readLog(a.LogPath)
+		for _, line := range bytes.Split(text, []byte("\n")) {
+			if len(line) >= 8 && bytes.Contains(raw, line) {
+				t.Errorf("log %s holds plaintext %q", a.LogPath, line)
+			}
 		}
 	}
 	fi, err := os.Stat(filepath.Join(en.stateDir, "logs", runID))
@@ -254,7 +285,7 @@ func TestDAGs(t *testing.T) {
 				if a.Outcome != store.OutcomeSuccess || a.RowsIn != 2 || a.RowsOut != 1 || a.Owner != en.engine.Owner() {
 					t.Errorf("attempt %+v: want success with rows 2/1 by %s", a, en.engine.Owner())
 				}
-				b, err := os.ReadFile(filepath.Join(en.stateDir, a.LogPath))
+				b, err := en.readLog(a.LogPath)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -553,7 +584,7 @@ func TestPermanentErrorNotRetried(t *testing.T) {
 		t.Errorf("run %s %q, want failed with the cause", run.State, run.Error)
 	}
 	// The cause is in the attempt's log too.
-	b, err := os.ReadFile(filepath.Join(en.stateDir, "logs", run.ID, "x.1.log"))
+	b, err := en.readLog(filepath.Join("logs", run.ID, "x.1.log"))
 	if err != nil || !strings.Contains(string(b), "missing input") {
 		t.Errorf("log = %q (%v), want the error", b, err)
 	}
@@ -811,7 +842,7 @@ func TestCancellation(t *testing.T) {
 			if diff := cmp.Diff([]store.Outcome{store.OutcomeCancelled}, en.outcomes(t, run.ID, "work")); diff != "" {
 				t.Errorf("work attempts (-want +got):\n%s", diff)
 			}
-			b, err := os.ReadFile(filepath.Join(en.stateDir, "logs", run.ID, "work.1.log"))
+			b, err := en.readLog(filepath.Join("logs", run.ID, "work.1.log"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -681,15 +681,18 @@ func (d *driver) runAttempt(ts *tstate, number, failures int, inputIDs map[strin
 		// exited cleanly on SIGTERM.
 		fin.Outcome, fin.State, fin.Error = store.OutcomeCancelled, store.TaskCancelled, "run cancelled"
 		if execErr != nil {
-			fin.Error += ": " + execErr.Error()
+			fin.Error += ": " + e.redact.String(execErr.Error())
 		}
 	case execErr == nil:
 		fin.Outcome, fin.State, fin.Output = store.OutcomeSuccess, store.TaskSuccess, res.Output
 	default:
-		fin.Outcome, fin.Error = store.OutcomeFailed, execErr.Error()
+		fin.Outcome, fin.Error = store.OutcomeFailed, e.redact.String(execErr.Error())
 		retryable := !task.IsPermanent(execErr)
-		if errors.Is(execErr, errAttemptTimeout) {
+		switch {
+		case errors.Is(execErr, errAttemptTimeout):
 			fin.Outcome, retryable = store.OutcomeTimedOut, true
+		case errors.Is(execErr, task.ErrIntegrity):
+			fin.Outcome, retryable = store.OutcomeIntegrity, false
 		}
 		r.failed = true
 		fin.State = store.TaskFailed
@@ -730,12 +733,16 @@ func (d *driver) runAttempt(ts *tstate, number, failures int, inputIDs map[strin
 func (d *driver) execute(ts *tstate, number int, logRel string, inputIDs map[string]string) (res task.Result, err error) {
 	e := d.e
 	t := ts.t
-	f := &taskLog{path: filepath.Join(e.stateDir, logRel)}
+	f := &taskLog{ctx: context.WithoutCancel(d.parent), path: filepath.Join(e.stateDir, logRel), rel: logRel, seal: e.logs}
+	// Everything the task prints passes the redactor before it is
+	// encrypted and written: a secret the task resolved never reaches
+	// the log, however the task prints it.
+	log := e.redact.Writer(f)
 	defer func() {
 		if err != nil {
-			fmt.Fprintf(f, "sluice: attempt %d failed: %s\n", number, err)
+			fmt.Fprintf(log, "sluice: attempt %d failed: %s\n", number, err)
 		}
-		if cerr := f.Close(); cerr != nil && err == nil {
+		if cerr := errors.Join(log.Close(), f.Close()); cerr != nil && err == nil {
 			err = fmt.Errorf("closing task log: %w", cerr)
 		}
 	}()
@@ -766,8 +773,15 @@ func (d *driver) execute(ts *tstate, number int, logRel string, inputIDs map[str
 		Vars: pipeline.Vars{
 			LogicalDate: d.run.LogicalDate, RunID: d.run.ID, Pipeline: d.run.Pipeline,
 			Namespace: d.run.Namespace, Task: t.Name, Params: maps.Clone(d.run.Params),
+			Secret: func(name string) (string, error) {
+				if e.secrets == nil {
+					return "", fmt.Errorf("secret %q: no secret store", name)
+				}
+				v, err := e.secrets(actx, name)
+				return string(v), err
+			},
 		},
-		Log: f, Inputs: inputs, StateDir: e.stateDir,
+		Log: log, Inputs: inputs, StateDir: e.stateDir,
 		Progress: func(in, out int64) {
 			now := e.clock.Now()
 			e.emit(Event{Kind: TaskProgress, RunID: d.run.ID, Task: t.Name, Attempt: number,

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/artifact"
 	"github.com/sluicehq/sluice/internal/data"
+	"github.com/sluicehq/sluice/internal/keys"
 	"github.com/sluicehq/sluice/internal/pipeline"
 	"github.com/sluicehq/sluice/internal/store"
 	"github.com/sluicehq/sluice/internal/transform"
@@ -27,14 +29,36 @@ const progressEvery = 250 * time.Millisecond
 // two whatever the size of the data.
 //
 // Every record read is accounted for: it is written, filtered out by a
-// step, or quarantined with its reason, so that
-// rows_in = rows_out + filtered + rows_quarantined.
+// step, quarantined with its reason, or merged into a group by an
+// aggregate step, so that
+// rows_in = rows_out + filtered + rows_quarantined + aggregated
+// (transform.Stats has the last three). Blocking steps (aggregate, dedupe
+// with keep: last) emit their rows once the source is exhausted.
 type Data struct {
 	connectors *data.Registry
+	crypt      Crypter
 }
 
-// NewData returns the executor for data tasks, opening connectors from r.
-func NewData(r *data.Registry) *Data { return &Data{connectors: r} }
+// Crypter encrypts datasets at rest: every artifact is written through a
+// stream wrapper under a data key of its own and bound to its id. The
+// keyring (internal/keys) implements it.
+type Crypter interface {
+	Wrapper(ctx context.Context, purpose, ref string, aad []byte) func(io.Writer) (io.WriteCloser, error)
+	Unwrapper(ctx context.Context, aad []byte) func(io.Reader) (io.Reader, error)
+	EncryptWriter(ctx context.Context, w io.Writer, purpose, ref string, aad []byte) (io.WriteCloser, error)
+}
+
+// NewData returns the executor for data tasks, opening connectors from r
+// and encrypting every dataset it stores with crypt.
+func NewData(r *data.Registry, crypt Crypter) *Data { return &Data{connectors: r, crypt: crypt} }
+
+// create starts an encrypted artifact with the given id at rel (relative
+// to the state directory).
+func (d *Data) create(ctx context.Context, home, id, rel string, schema *data.Schema) (*artifact.Writer, error) {
+	return artifact.Create(filepath.Join(home, rel), schema, artifact.Options{
+		Wrap: d.crypt.Wrapper(ctx, "artifact", id, artifact.AAD(id)),
+	})
+}
 
 // Execute runs one attempt of a data task.
 func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
@@ -42,13 +66,16 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 	var res Result
 	prefix := filepath.Join(ArtifactDir, job.Run.ID, fmt.Sprintf("%s.%d", t.Name, job.Attempt))
 
-	q := &quarantine{id: prefix + ".quarantine", path: prefix + ".quarantine.arrow", home: job.StateDir}
+	q := &quarantine{id: prefix + ".quarantine", path: prefix + ".quarantine.arrow", home: job.StateDir, create: d.create}
 	defer q.abort()
 	env := data.Env{
 		Dir:        job.Pipeline.Dir,
 		Expand:     func(s string) (string, error) { return pipeline.Expand(s, job.Vars) },
 		Quarantine: q,
 		BatchSize:  data.DefaultBatchSize,
+		Encrypt: func(w io.Writer, ref string) (io.WriteCloser, error) {
+			return d.crypt.EncryptWriter(ctx, w, "file", ref, []byte(data.EncryptedFileAAD))
+		},
 	}
 
 	src, err := d.openSource(ctx, job, env)
@@ -60,11 +87,20 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 	schema := src.Schema()
 	var chain *transform.Chain
 	if len(t.Transform) > 0 {
-		chain, err = transform.Compile(t.Transform, schema)
+		chain, err = transform.CompileContext(ctx, t.Transform, schema, transform.Options{Inputs: d.joinInputs(job)})
 		if err != nil {
-			return res, Permanent(fmt.Errorf("task %s: %w", t.Name, err))
+			err = fmt.Errorf("task %s: %w", t.Name, err)
+			if errors.Is(err, transform.ErrJoinInput) {
+				return res, err // permanent only if opening marked it so
+			}
+			return res, Permanent(err)
 		}
 		schema = chain.Schema()
+	}
+	drift, err := checkContract(job, schema)
+	res.SchemaDrift = drift
+	if err != nil {
+		return res, err
 	}
 
 	var (
@@ -81,7 +117,7 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 			return res, fmt.Errorf("opening %s sink: %w", t.Load.Connector, err)
 		}
 	} else {
-		output, err = artifact.Create(filepath.Join(job.StateDir, prefix+".arrow"), schema, artifact.Options{})
+		output, err = d.create(ctx, job.StateDir, prefix+".out", prefix+".arrow", schema)
 		if err != nil {
 			return res, fmt.Errorf("creating output dataset: %w", err)
 		}
@@ -102,7 +138,7 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 			break
 		}
 		if err != nil {
-			return res, fmt.Errorf("reading: %w", err)
+			return res, integrity(fmt.Errorf("reading: %w", err))
 		}
 		rowsIn += int64(b.Len)
 		out := b
@@ -122,6 +158,27 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 			lastReport = time.Now()
 			job.Progress(rowsIn+q.sourceRejects(chain), rowsOut)
 		}
+		if t.MaxBadRows != nil && q.count > *t.MaxBadRows {
+			// Stop early: the task fails whatever the rest holds.
+			return d.tooManyBad(ctx, job, q, res, rowsIn+q.sourceRejects(chain), rowsOut)
+		}
+	}
+	// Blocking steps (dedupe keep: last, aggregate) emit at the end.
+	for chain != nil && chain.Blocking() {
+		out, err := chain.Flush(ctx, q)
+		if errors.Is(err, data.ErrEndOfInput) {
+			break
+		}
+		if err != nil {
+			return res, fmt.Errorf("transforming: %w", err)
+		}
+		if err := sink.Write(ctx, out); err != nil {
+			return res, fmt.Errorf("writing: %w", err)
+		}
+		rowsOut += int64(out.Len)
+	}
+	if exceedsBadLimits(t, q.count, rowsIn+q.sourceRejects(chain)) {
+		return d.tooManyBad(ctx, job, q, res, rowsIn+q.sourceRejects(chain), rowsOut)
 	}
 
 	// Quarantine first: if it cannot be kept, the task fails before its
@@ -134,6 +191,13 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 		return res, fmt.Errorf("committing %s: %w", sinkName(t), err)
 	}
 	committed = true
+	// Only now may a queue source forget its messages: had anything
+	// failed before the commit, Close would have given them back.
+	if a, ok := src.(data.Acker); ok {
+		if err := a.Ack(ctx); err != nil {
+			return res, fmt.Errorf("acknowledging %s source: %w", t.Extract.Connector, err)
+		}
+	}
 
 	res.RowsIn = rowsIn + q.sourceRejects(chain)
 	res.RowsOut = rowsOut
@@ -156,12 +220,21 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 		id := prefix + ".out"
 		res.Artifacts = append(res.Artifacts, store.Artifact{
 			ID: id, RunID: job.Run.ID, Task: t.Name, Attempt: job.Attempt, Kind: "output",
-			Path: prefix + ".arrow", Format: artifact.Format, Schema: info.Schema,
-			Rows: info.Rows, Bytes: info.Bytes, SHA256: info.SHA256, Created: time.Now().UTC(),
+			Path: prefix + ".arrow", Format: artifact.Format, Schema: info.Schema, Rows: info.Rows,
+			Bytes: info.Bytes, SHA256: info.SHA256, PlainSHA256: info.PlainSHA256, Created: time.Now().UTC(),
 		})
 		res.Output = id
 	}
 	return res, nil
+}
+
+// integrity marks a verification failure of stored data as ErrIntegrity,
+// and as permanent: a dataset that fails verification will fail again.
+func integrity(err error) error {
+	if errors.Is(err, artifact.ErrIntegrity) || errors.Is(err, keys.ErrIntegrity) {
+		return Permanent(fmt.Errorf("%w: %w", ErrIntegrity, err))
+	}
+	return err
 }
 
 func sinkName(t *pipeline.Task) string {
@@ -194,20 +267,38 @@ func (d *Data) openSource(ctx context.Context, job *Job, env data.Env) (data.Sou
 		}
 		return src, nil
 	}
-	in, ok := job.Inputs[t.Input]
+	return d.openDataset(ctx, job, t.Input)
+}
+
+// openDataset opens and verifies the output dataset of upstream task name.
+func (d *Data) openDataset(ctx context.Context, job *Job, name string) (data.Source, error) {
+	t := job.Task
+	in, ok := job.Inputs[name]
 	if !ok || in.ID == "" {
-		return nil, Permanent(fmt.Errorf("task %s: input task %q produced no dataset", t.Name, t.Input))
+		return nil, Permanent(fmt.Errorf("task %s: input task %q produced no dataset", t.Name, name))
 	}
-	src, err := artifact.Open(filepath.Join(job.StateDir, in.Path), in.SHA256, artifact.Options{})
+	src, err := artifact.Open(filepath.Join(job.StateDir, in.Path), in.SHA256, artifact.Options{
+		Unwrap:      d.crypt.Unwrapper(ctx, artifact.AAD(in.ID)),
+		PlainSHA256: in.PlainSHA256,
+	})
 	if err != nil {
-		// A dataset that fails verification will fail again: retrying
-		// cannot make tampered or truncated bytes whole.
-		if errors.Is(err, artifact.ErrIntegrity) {
-			return nil, Permanent(fmt.Errorf("input %s of task %s: %w", in.ID, t.Name, err))
-		}
-		return nil, fmt.Errorf("opening input %s: %w", in.ID, err)
+		return nil, integrity(fmt.Errorf("opening input %s: %w", in.ID, err))
 	}
 	return src, nil
+}
+
+// joinInputs opens, for each join step, the verified dataset of the task
+// it joins with, exactly as the main input is opened.
+func (d *Data) joinInputs(job *Job) map[string]transform.OpenFunc {
+	inputs := map[string]transform.OpenFunc{}
+	for _, s := range job.Task.Transform {
+		if s.Join == nil {
+			continue
+		}
+		name := s.Join.With
+		inputs[name] = func(ctx context.Context) (data.Source, error) { return d.openDataset(ctx, job, name) }
+	}
+	return inputs
 }
 
 // quarantineSchema is the shape of quarantined records: where each came
@@ -222,6 +313,7 @@ var quarantineSchema = data.MustSchema(
 // written like any other artifact, created on the first reject.
 type quarantine struct {
 	id, home, path string
+	create         func(ctx context.Context, home, id, rel string, schema *data.Schema) (*artifact.Writer, error)
 	w              *artifact.Writer
 	batch          *data.Batch
 	count          int64
@@ -230,7 +322,7 @@ type quarantine struct {
 // Reject implements data.Quarantine.
 func (q *quarantine) Reject(ctx context.Context, r data.Reject) error {
 	if q.w == nil {
-		w, err := artifact.Create(filepath.Join(q.home, q.path), quarantineSchema, artifact.Options{})
+		w, err := q.create(ctx, q.home, q.id, q.path, quarantineSchema)
 		if err != nil {
 			return fmt.Errorf("creating quarantine: %w", err)
 		}
@@ -287,7 +379,7 @@ func (q *quarantine) commit(ctx context.Context, job *Job) (*store.Artifact, err
 	return &store.Artifact{
 		ID: q.id, RunID: job.Run.ID, Task: job.Task.Name, Attempt: job.Attempt, Kind: "quarantine",
 		Path: q.path, Format: artifact.Format, Schema: info.Schema, Rows: info.Rows, Bytes: info.Bytes,
-		SHA256: info.SHA256, Created: time.Now().UTC(),
+		SHA256: info.SHA256, PlainSHA256: info.PlainSHA256, Created: time.Now().UTC(),
 	}, nil
 }
 

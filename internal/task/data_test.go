@@ -1,6 +1,7 @@
 package task
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,8 +16,10 @@ import (
 	"github.com/sluicehq/sluice/internal/artifact"
 	"github.com/sluicehq/sluice/internal/data"
 	_ "github.com/sluicehq/sluice/internal/data/builtin"
+	"github.com/sluicehq/sluice/internal/keys"
 	"github.com/sluicehq/sluice/internal/pipeline"
 	"github.com/sluicehq/sluice/internal/store"
+	"github.com/sluicehq/sluice/internal/store/sqlite"
 )
 
 const customersCSV = `id,name,country,age
@@ -68,10 +71,30 @@ func artifactOf(t *testing.T, res Result, kind string) store.Artifact {
 	return store.Artifact{}
 }
 
-// readArtifact returns every row of an artifact as strings, verified.
-func readArtifact(t *testing.T, home string, a store.Artifact) [][]string {
+// testKeys returns a real keyring over a fresh SQLite store: datasets are
+// always encrypted.
+func testKeys(t *testing.T) *keys.Keyring {
 	t.Helper()
-	src, err := artifact.Open(filepath.Join(home, a.Path), a.SHA256, artifact.Options{})
+	dir := t.TempDir()
+	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "sluice.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	kek, err := keys.LoadFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys.New(db, kek, keys.Options{})
+}
+
+// readArtifact returns every row of an artifact as strings, verified and
+// decrypted.
+func readArtifact(t *testing.T, crypt *keys.Keyring, home string, a store.Artifact) [][]string {
+	t.Helper()
+	src, err := artifact.Open(filepath.Join(home, a.Path), a.SHA256, artifact.Options{
+		Unwrap: crypt.Unwrapper(context.Background(), artifact.AAD(a.ID)), PlainSHA256: a.PlainSHA256,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +120,7 @@ func readArtifact(t *testing.T, home string, a store.Artifact) [][]string {
 
 func TestDataStreamExtractTransformLoad(t *testing.T) {
 	t.Parallel()
+	crypt := testKeys(t)
 	job := dataJob(t, `pipeline: p
 tasks:
   all:
@@ -108,7 +132,7 @@ tasks:
     load: {jsonl: {path: "out/{{ .LogicalDate }}.jsonl"}}
 `, "all", map[string]string{"in.csv": customersCSV})
 
-	res, err := NewData(data.Builtin).Execute(context.Background(), job)
+	res, err := NewData(data.Builtin, crypt).Execute(context.Background(), job)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +162,7 @@ tasks:
 		t.Errorf("sink record %+v does not describe %s", sink, out)
 	}
 
-	q := readArtifact(t, job.StateDir, artifactOf(t, res, "quarantine"))
+	q := readArtifact(t, crypt, job.StateDir, artifactOf(t, res, "quarantine"))
 	if len(q) != 2 {
 		t.Fatalf("quarantine rows: %q", q)
 	}
@@ -152,6 +176,7 @@ tasks:
 
 func TestDataArtifactBetweenTasks(t *testing.T) {
 	t.Parallel()
+	crypt := testKeys(t)
 	spec := `pipeline: p
 tasks:
   extract:
@@ -164,7 +189,7 @@ tasks:
 `
 	files := map[string]string{"in.csv": "id,name,country\n1,Ada,DE\n2,Bo,US\n"}
 	first := dataJob(t, spec, "extract", files)
-	res, err := NewData(data.Builtin).Execute(context.Background(), first)
+	res, err := NewData(data.Builtin, crypt).Execute(context.Background(), first)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,14 +197,14 @@ tasks:
 	if res.Output != outArt.ID || outArt.Rows != 2 || outArt.Format != artifact.Format {
 		t.Fatalf("output dataset: %+v (Output %q)", outArt, res.Output)
 	}
-	if got := readArtifact(t, first.StateDir, outArt); len(got) != 2 || got[1][1] != "Bo" {
+	if got := readArtifact(t, crypt, first.StateDir, outArt); len(got) != 2 || got[1][1] != "Bo" {
 		t.Errorf("artifact rows: %q", got)
 	}
 
 	second := dataJob(t, spec, "load", files)
 	second.StateDir = first.StateDir
 	second.Inputs = map[string]store.Artifact{"extract": outArt}
-	res2, err := NewData(data.Builtin).Execute(context.Background(), second)
+	res2, err := NewData(data.Builtin, crypt).Execute(context.Background(), second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,18 +226,37 @@ tasks:
 	if err != nil {
 		t.Fatal(err)
 	}
+	raw0 := bytes.Clone(raw)
 	raw[len(raw)/2] ^= 0x01
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err = NewData(data.Builtin).Execute(context.Background(), second)
-	if !errors.Is(err, artifact.ErrIntegrity) || !IsPermanent(err) {
+	_, err = NewData(data.Builtin, crypt).Execute(context.Background(), second)
+	if !errors.Is(err, ErrIntegrity) || !errors.Is(err, artifact.ErrIntegrity) || !IsPermanent(err) {
 		t.Errorf("tampered input: err = %v, want a permanent integrity error", err)
+	}
+	// A file swapped in from another artifact with its digests fails to
+	// decrypt: the data key binds each artifact to its own id.
+	swapped := outArt
+	swapped.ID = "r1/other.1.out"
+	second.Inputs = map[string]store.Artifact{"extract": swapped}
+	if err := os.WriteFile(path, raw0, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewData(data.Builtin, crypt).Execute(context.Background(), second)
+	if !errors.Is(err, ErrIntegrity) {
+		t.Errorf("artifact under another id: err = %v, want an integrity error", err)
+	}
+
+	// On disk the dataset is ciphertext: no value of it appears.
+	if bytes.Contains(raw0, []byte("Ada")) {
+		t.Error("artifact holds plaintext")
 	}
 }
 
 func TestDataCancelledLeavesNothingVisible(t *testing.T) {
 	t.Parallel()
+	crypt := testKeys(t)
 	var sb strings.Builder
 	sb.WriteString("id,name\n")
 	for i := 0; i < 50000; i++ {
@@ -226,7 +270,7 @@ tasks:
 `, "all", map[string]string{"in.csv": sb.String()})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := NewData(data.Builtin).Execute(ctx, job)
+	_, err := NewData(data.Builtin, crypt).Execute(ctx, job)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled task: err = %v, want context.Canceled", err)
 	}

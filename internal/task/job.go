@@ -54,7 +54,18 @@ type Result struct {
 	// Output is the id of the artifact holding the task's output dataset
 	// (one of Artifacts), or "".
 	Output string
+	// SchemaDrift lists how a data task's output schema departs from the
+	// contract it declares, one description per difference; nil when it
+	// keeps the contract or declares none.
+	SchemaDrift []string
 }
+
+// ErrIntegrity marks a failure to verify stored data: a dataset that was
+// tampered with, truncated, swapped for another, or cannot be decrypted.
+// Executors wrap it (with Permanent: retrying cannot mend bytes); the engine
+// records such an attempt as an integrity failure, apart from ordinary
+// failures, because it says the stored data cannot be trusted.
+var ErrIntegrity = errors.New("integrity failure")
 
 // permanentError marks a failure that retrying cannot fix.
 type permanentError struct{ err error }
