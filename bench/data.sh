@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Data-movement benchmarks, side by side in one run, through the real
+# binary (every dataset sluice stores encrypted, every state change durable):
+#   csv_filter_csv      CSV → filter → CSV                    target ≥ 1M records/s
+#   csv_to_parquet      CSV → cast + filter + derive → Parquet
+#   jsonl_sha256        JSONL → derive sha256(email) → JSONL  target ≥ 2× the naive Go program
+#   naive_go_jsonl      the naive Go program doing the same   (decode into a map, hash, encode)
+#   postgres_copy_load  CSV → PostgreSQL (COPY)
+#   postgres_read       PostgreSQL (cursor) → CSV
+# Usage: bench/data.sh              (N=1000000; N=10000000 for the memory check)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-1000000}
+PG=${PG:-postgres://postgres@127.0.0.1:5432/test}
+work=$(mktemp -d /tmp/sluice-data.XXXXXX)
+trap 'rm -rf "$work"; psql "$PG" -qc "DROP TABLE IF EXISTS bench_customers" >/dev/null 2>&1 || true' EXIT
+
+go build -o "$work/sluice" ./cmd/sluice
+go build -o "$work/gen" ./bench/gen
+go build -o "$work/naive" ./bench/naive
+"$work/gen" -n "$N" -o "$work/customers.csv"
+"$work/gen" -n "$N" -format jsonl -o "$work/customers.jsonl"
+
+pipe() { # name, then the YAML of its tasks on stdin
+	{ echo "pipeline: $1"; echo "tasks:"; cat; } >"$work/$1.yaml"
+}
+pipe csv_filter_csv <<'YAML'
+  t:
+    extract: {csv: {path: customers.csv}}
+    transform:
+      - filter: "row.country in ['DE', 'FR', 'US']"
+    load: {csv: {path: out_filter.csv}}
+YAML
+pipe csv_to_parquet <<'YAML'
+  t:
+    extract: {csv: {path: customers.csv}}
+    transform:
+      - cast: {id: int, age: int, monthly_spend: float, signup_date: timestamp}
+      - filter: "row.country in ['DE', 'FR', 'US'] && row.age >= 18"
+      - derive: {full_name: "row.first_name + ' ' + row.last_name", yearly_spend: "row.monthly_spend * 12.0"}
+    load: {parquet: {path: out.parquet}}
+YAML
+pipe jsonl_sha256 <<'YAML'
+  t:
+    extract: {jsonl: {path: customers.jsonl}}
+    transform:
+      - derive: {email_sha256: "sha256(row.email)"}
+    load: {jsonl: {path: out_sha.jsonl}}
+YAML
+pipe postgres_copy_load <<YAML
+  t:
+    extract: {csv: {path: customers.csv}}
+    transform:
+      - cast: {id: int, age: int, monthly_spend: float, signup_date: timestamp}
+    load: {postgres: {dsn: "$PG", table: bench_customers, mode: replace, create: true}}
+YAML
+pipe postgres_read <<YAML
+  t:
+    extract: {postgres: {dsn: "$PG", query: "SELECT * FROM bench_customers"}}
+    load: {csv: {path: out_pg.csv}}
+YAML
+
+# run NAME CMD...: prints "NAME seconds records/s peakRSS_MB".
+run() {
+	local name=$1
+	shift
+	local t0=$EPOCHREALTIME
+	/usr/bin/time -f "%M" -o "$work/time" "$@" >"$work/out" 2>&1 || { cat "$work/out"; exit 1; }
+	local t1=$EPOCHREALTIME
+	awk -v n="$name" -v a="$t0" -v b="$t1" -v N="$N" -v m="$(cat "$work/time")" \
+		'BEGIN { printf "%-20s %9.2f %14.0f %12.0f\n", n, b - a, N / (b - a), m / 1024 }'
+}
+
+echo "== $N generated customer records, $(nproc) cores"
+printf '%-20s %9s %14s %12s\n' case seconds records/s "peak RSS MB"
+for p in csv_filter_csv csv_to_parquet jsonl_sha256; do
+	run "$p" "$work/sluice" --home "$work/home-$p" run "$work/$p.yaml"
+done
+run naive_go_jsonl "$work/naive" "$work/customers.jsonl" "$work/naive.jsonl" email
+if psql "$PG" -qc 'SELECT 1' >/dev/null 2>&1; then
+	run postgres_copy_load "$work/sluice" --home "$work/home-pg" run "$work/postgres_copy_load.yaml"
+	run postgres_read "$work/sluice" --home "$work/home-pg" run "$work/postgres_read.yaml"
+else
+	echo "(PostgreSQL at $PG is not reachable: run scripts/services.sh for the COPY figures)"
+fi
