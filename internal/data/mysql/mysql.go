@@ -17,6 +17,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"regexp"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/data"
 	"github.com/sluicehq/sluice/internal/data/fileio"
+	"github.com/sluicehq/sluice/internal/data/sqlrows"
 )
 
 // Name is the connector's name under extract: and load:.
@@ -45,13 +47,13 @@ func init() {
 // The sink modes.
 const (
 	// ModeAppend inserts the records next to the rows already there.
-	ModeAppend = "append"
+	ModeAppend = sqlrows.ModeAppend
 	// ModeReplace deletes every row of the table, then inserts the records,
 	// in the same transaction.
-	ModeReplace = "replace"
+	ModeReplace = sqlrows.ModeReplace
 	// ModeUpsert inserts the records, updating the row that has the same
 	// key instead where there is one (INSERT ... ON DUPLICATE KEY UPDATE).
-	ModeUpsert = "upsert"
+	ModeUpsert = sqlrows.ModeUpsert
 )
 
 // DefaultRowsPerStatement is how many rows one INSERT carries unless
@@ -62,6 +64,22 @@ const DefaultRowsPerStatement = 1000
 // maxPlaceholders is the most parameters one prepared statement can have in
 // the MySQL protocol.
 const maxPlaceholders = 65535
+
+// dialect is how MySQL's results are read and its tables loaded. It is
+// never modified.
+var dialect = sqlrows.Dialect{
+	Name:      Name,
+	Quote:     quoteIdent,
+	TypeOf:    typeOf,
+	Decoder:   decoder,
+	MaxParams: maxPlaceholders,
+	FloatReason: func(v float64) string {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Sprintf("%v cannot be stored in MySQL", v)
+		}
+		return ""
+	},
+}
 
 // ErrNoTable is returned (wrapped) by OpenSink when the table does not
 // exist and create is false.
@@ -142,27 +160,8 @@ func (c *Config) Validate() error {
 	if c.CAFile != "" && (c.TLS == "false" || c.TLS == "skip-verify") {
 		return fmt.Errorf("ca_file: needs tls: true (the CA is used to verify the server)")
 	}
-	switch c.Mode {
-	case "", ModeAppend, ModeReplace:
-		if len(c.Key) > 0 {
-			return fmt.Errorf("key: only for mode: upsert")
-		}
-	case ModeUpsert:
-		if len(c.Key) == 0 {
-			return fmt.Errorf("key: required for mode: upsert")
-		}
-	default:
-		return fmt.Errorf("mode: want append, replace or upsert, got %q", c.Mode)
-	}
-	seen := map[string]bool{}
-	for i, k := range c.Key {
-		if k == "" {
-			return fmt.Errorf("key: entry %d is empty", i+1)
-		}
-		if seen[strings.ToLower(k)] {
-			return fmt.Errorf("key: %q listed twice", k)
-		}
-		seen[strings.ToLower(k)] = true
+	if err := sqlrows.CheckMode(c.Mode, c.Key); err != nil {
+		return err
 	}
 	if c.Table != "" {
 		if _, _, err := splitTable(c.Table); err != nil {

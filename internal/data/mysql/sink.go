@@ -2,47 +2,28 @@ package mysql
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
-	"math"
 	"strings"
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/sluicehq/sluice/internal/data"
-	"github.com/sluicehq/sluice/internal/data/fileio"
+	"github.com/sluicehq/sluice/internal/data/sqlrows"
 )
 
 // Sink loads records into a table inside one transaction. It implements
 // data.Sink and data.Outputer.
 type Sink struct {
 	db      *sql.DB
-	tx      *sql.Tx
+	l       *sqlrows.Loader
 	shown   string
 	target  string // `db`.`table` or `table`, quoted
 	schema  *data.Schema
 	created bool // the table was created by OpenSink; Abort drops it
-
-	perStmt   int   // rows per full INSERT
-	byteLimit int64 // flush before the arguments pass this many bytes
-	prefix    string
-	suffix    string
-	full      *sql.Stmt // the prepared INSERT of perStmt rows
-	args      []any
-	rows      int
-	bytes     int64
-
-	sum   hash.Hash // SHA-256 of the canonical encoding of the rows loaded
-	enc   []byte
-	n     int64
-	where string
-	done  bool
+	where   string
 }
 
 var (
@@ -68,13 +49,8 @@ func OpenSink(ctx context.Context, cfg any, schema *data.Schema, env data.Env) (
 	if len(c.Args) > 0 || len(c.Types) > 0 || c.BatchSize != 0 {
 		return nil, fmt.Errorf("mysql: args, types and batch_size apply only to reading")
 	}
-	if len(schema.Fields) == 0 {
-		return nil, fmt.Errorf("mysql: table %s: the records have no columns", c.Table)
-	}
-	for _, k := range c.Key {
-		if schema.Index(k) < 0 {
-			return nil, fmt.Errorf("mysql: key: column %q is not in the records (%s)", k, schema)
-		}
+	if err := sqlrows.CheckRecords(c.Table, schema, c.Key); err != nil {
+		return nil, fmt.Errorf("mysql: %w", err)
 	}
 	db, mc, shown, err := open(ctx, c, env)
 	if err != nil {
@@ -97,7 +73,7 @@ func newSink(ctx context.Context, db *sql.DB, mc *driver.Config, shown string, c
 		return nil, fmt.Errorf("mysql: table %s: name the database in the dsn or as database.table", c.Table)
 	}
 	target := quoteIdent(dbName) + "." + quoteIdent(table)
-	s := &Sink{db: db, shown: shown, target: target, schema: schema, sum: sha256.New(),
+	s := &Sink{db: db, shown: shown, target: target, schema: schema,
 		where: fmt.Sprintf("mysql://%s/%s", strings.TrimSuffix(shown, "/"+mc.DBName), dbName+"."+table)}
 
 	cols, err := tableColumns(ctx, db, dbName, table)
@@ -113,10 +89,8 @@ func newSink(ctx context.Context, db *sql.DB, mc *driver.Config, shown string, c
 		}
 		s.created = true
 	} else {
-		for _, f := range schema.Fields {
-			if !cols[strings.ToLower(f.Name)] {
-				return nil, fmt.Errorf("mysql: %s: table %s.%s has no column %q (records have %s)", shown, dbName, table, f.Name, schema)
-			}
+		if name, missing := sqlrows.MissingColumn(schema, cols); missing {
+			return nil, fmt.Errorf("mysql: %s: table %s.%s has no column %q (records have %s)", shown, dbName, table, name, schema)
 		}
 		if c.Mode == ModeUpsert {
 			if err := checkUnique(ctx, db, dbName, table, c.Key); err != nil {
@@ -136,43 +110,28 @@ func (s *Sink) begin(ctx context.Context, c *Config) error {
 	if err := s.db.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&maxPacket); err != nil {
 		return fmt.Errorf("mysql: %s: reading max_allowed_packet: %w", s.shown, err)
 	}
-	s.byteLimit = maxPacket / 2
-	ncol := len(s.schema.Fields)
-	s.perStmt = c.RowsPerStatement
-	if s.perStmt == 0 {
-		s.perStmt = DefaultRowsPerStatement
+	perStmt := c.RowsPerStatement
+	if perStmt == 0 {
+		perStmt = DefaultRowsPerStatement
 	}
-	s.perStmt = min(s.perStmt, maxPlaceholders/ncol)
-
-	names := make([]string, ncol)
-	for i, f := range s.schema.Fields {
-		names[i] = quoteIdent(f.Name)
-	}
-	s.prefix = "INSERT INTO " + s.target + " (" + strings.Join(names, ", ") + ") VALUES "
+	var suffix string
 	if c.Mode == ModeUpsert {
-		key := map[string]bool{}
-		for _, k := range c.Key {
-			key[strings.ToLower(k)] = true
-		}
 		var set []string
-		for _, f := range s.schema.Fields {
-			if !key[strings.ToLower(f.Name)] {
-				q := quoteIdent(f.Name)
-				set = append(set, q+" = VALUES("+q+")")
-			}
+		for _, name := range sqlrows.Updated(s.schema, c.Key) {
+			q := quoteIdent(name)
+			set = append(set, q+" = VALUES("+q+")")
 		}
 		if len(set) == 0 { // every column is key: a duplicate changes nothing
 			q := quoteIdent(s.schema.Fields[0].Name)
 			set = append(set, q+" = "+q)
 		}
-		s.suffix = " ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
+		suffix = " ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
 	}
 
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("mysql: %s: beginning transaction: %w", s.shown, err)
 	}
-	s.tx = tx
 	if c.Mode == ModeReplace {
 		// DELETE, not TRUNCATE: TRUNCATE commits implicitly, which would
 		// empty the table for everyone before the load is complete.
@@ -181,28 +140,19 @@ func (s *Sink) begin(ctx context.Context, c *Config) error {
 			return fmt.Errorf("mysql: %s: emptying %s for replace: %w", s.shown, s.target, err)
 		}
 	}
-	s.args = make([]any, 0, s.perStmt*ncol)
+	s.l = sqlrows.NewLoader(tx, s.schema, &dialect, sqlrows.Load{
+		Target: s.target, Table: s.target, Into: s.target, Suffix: suffix,
+		RowsPerStatement: perStmt, MaxBytes: maxPacket / 2,
+	})
 	return nil
 }
 
 // tableColumns returns the lower-cased column names of a table, none if it
 // does not exist.
 func tableColumns(ctx context.Context, db *sql.DB, dbName, table string) (map[string]bool, error) {
-	rows, err := db.QueryContext(ctx,
+	cols, err := sqlrows.ColumnNames(ctx, db,
 		"SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", dbName, table)
 	if err != nil {
-		return nil, fmt.Errorf("looking up table %s.%s: %w", dbName, table, err)
-	}
-	defer rows.Close()
-	cols := map[string]bool{}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, fmt.Errorf("looking up table %s.%s: %w", dbName, table, err)
-		}
-		cols[strings.ToLower(n)] = true
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("looking up table %s.%s: %w", dbName, table, err)
 	}
 	return cols, nil
@@ -251,178 +201,43 @@ next:
 // createSQL is the CREATE TABLE for schema. Key columns of an upsert form
 // the primary key, so they must be of an indexable type.
 func createSQL(target string, schema *data.Schema, mode string, key []string) string {
-	isKey := map[string]bool{}
-	if mode == ModeUpsert {
-		for _, k := range key {
-			isKey[k] = true
-		}
+	if mode != ModeUpsert {
+		key = nil
 	}
-	var b strings.Builder
-	b.WriteString("CREATE TABLE " + target + " (")
-	for i, f := range schema.Fields {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(quoteIdent(f.Name) + " ")
+	return sqlrows.CreateTable(&dialect, target, schema, key, func(f data.Field, isKey bool) string {
+		var t string
 		switch f.Type {
 		case data.Int:
-			b.WriteString("BIGINT")
+			t = "BIGINT"
 		case data.Float:
-			b.WriteString("DOUBLE")
+			t = "DOUBLE"
 		case data.Bool:
-			b.WriteString("BOOLEAN")
+			t = "BOOLEAN"
 		case data.Timestamp:
-			b.WriteString("DATETIME(6)")
+			t = "DATETIME(6)"
 		default:
-			if isKey[f.Name] {
-				b.WriteString("VARCHAR(255)")
+			if isKey {
+				t = "VARCHAR(255)"
 			} else {
-				b.WriteString("LONGTEXT")
+				t = "LONGTEXT"
 			}
 		}
-		if isKey[f.Name] {
-			b.WriteString(" NOT NULL")
+		if isKey {
+			t += " NOT NULL"
 		}
-	}
-	if len(isKey) > 0 {
-		q := make([]string, len(key))
-		for i, k := range key {
-			q[i] = quoteIdent(k)
-		}
-		b.WriteString(", PRIMARY KEY (" + strings.Join(q, ", ") + ")")
-	}
-	b.WriteString(") CHARACTER SET utf8mb4")
-	return b.String()
+		return t
+	}) + " CHARACTER SET utf8mb4"
 }
 
 // Write adds the rows of b to the transaction, sending an INSERT whenever
 // rows_per_statement rows or half of max_allowed_packet have gathered.
-func (s *Sink) Write(ctx context.Context, b *data.Batch) error {
-	if s.done {
-		return fmt.Errorf("mysql: writing %s: already committed or aborted", s.target)
-	}
-	if err := fileio.CheckBatch(s.schema, b); err != nil {
-		return fmt.Errorf("mysql: %w", err)
-	}
-	for r := 0; r < b.Len; r++ {
-		s.enc = s.enc[:0]
-		for i := range b.Cols {
-			col := &b.Cols[i]
-			if col.IsNull(r) {
-				s.args = append(s.args, nil)
-				s.enc = append(s.enc, 0)
-				s.bytes += 4
-				continue
-			}
-			s.enc = append(s.enc, byte(col.Type))
-			switch col.Type {
-			case data.String:
-				v := col.Strings[r]
-				s.args = append(s.args, v)
-				s.bytes += int64(len(v)) + 9
-				s.enc = binary.AppendUvarint(s.enc, uint64(len(v)))
-				s.enc = append(s.enc, v...)
-			case data.Int:
-				s.args = append(s.args, col.Ints[r])
-				s.bytes += 9
-				s.enc = binary.BigEndian.AppendUint64(s.enc, uint64(col.Ints[r]))
-			case data.Float:
-				v := col.Floats[r]
-				if math.IsNaN(v) || math.IsInf(v, 0) {
-					return fmt.Errorf("mysql: writing %s: row %d, column %q: %v cannot be stored in MySQL", s.target, rowPos(b, r), s.schema.Fields[i].Name, v)
-				}
-				s.args = append(s.args, v)
-				s.bytes += 9
-				s.enc = binary.BigEndian.AppendUint64(s.enc, math.Float64bits(v))
-			case data.Bool:
-				s.args = append(s.args, col.Bools[r])
-				s.bytes += 2
-				if col.Bools[r] {
-					s.enc = append(s.enc, 1)
-				} else {
-					s.enc = append(s.enc, 0)
-				}
-			case data.Timestamp:
-				t := col.Times[r].UTC().Truncate(time.Microsecond)
-				s.args = append(s.args, t)
-				s.bytes += 12
-				s.enc = binary.BigEndian.AppendUint64(s.enc, uint64(t.UnixMicro()))
-			}
-		}
-		s.sum.Write(s.enc)
-		s.n += int64(len(s.enc))
-		s.rows++
-		if s.rows == s.perStmt || s.bytes >= s.byteLimit {
-			if err := s.flush(ctx); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func rowPos(b *data.Batch, r int) int64 {
-	if r < len(b.Pos) {
-		return b.Pos[r]
-	}
-	return int64(r + 1)
-}
-
-// flush sends the gathered rows as one INSERT.
-func (s *Sink) flush(ctx context.Context) error {
-	if s.rows == 0 {
-		return nil
-	}
-	var err error
-	if s.rows == s.perStmt {
-		if s.full == nil {
-			s.full, err = s.tx.PrepareContext(ctx, s.insertSQL(s.rows))
-			if err != nil {
-				return fmt.Errorf("mysql: preparing insert into %s: %w", s.target, err)
-			}
-		}
-		_, err = s.full.ExecContext(ctx, s.args...)
-	} else {
-		_, err = s.tx.ExecContext(ctx, s.insertSQL(s.rows), s.args...)
-	}
-	if err != nil {
-		return fmt.Errorf("mysql: inserting into %s: %w", s.target, err)
-	}
-	clear(s.args)
-	s.args = s.args[:0]
-	s.rows, s.bytes = 0, 0
-	return nil
-}
-
-func (s *Sink) insertSQL(rows int) string {
-	ncol := len(s.schema.Fields)
-	one := "(" + strings.Repeat("?, ", ncol-1) + "?)"
-	var b strings.Builder
-	b.Grow(len(s.prefix) + rows*(len(one)+2) + len(s.suffix))
-	b.WriteString(s.prefix)
-	for i := range rows {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(one)
-	}
-	b.WriteString(s.suffix)
-	return b.String()
-}
+func (s *Sink) Write(ctx context.Context, b *data.Batch) error { return s.l.Write(ctx, b) }
 
 // Commit sends the remaining rows and commits the transaction.
 func (s *Sink) Commit(ctx context.Context) error {
-	if s.done {
-		return fmt.Errorf("mysql: committing %s: already committed or aborted", s.target)
-	}
-	if err := s.flush(ctx); err != nil {
+	if err := s.l.Commit(ctx); err != nil {
 		return err
 	}
-	s.closeStmt()
-	if err := s.tx.Commit(); err != nil {
-		return fmt.Errorf("mysql: committing load into %s: %w", s.target, err)
-	}
-	s.done = true
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("mysql: closing %s: %w", s.shown, err)
 	}
@@ -432,26 +247,10 @@ func (s *Sink) Commit(ctx context.Context) error {
 // Abort rolls the transaction back (and drops the table if OpenSink created
 // it). It may follow a failed Commit.
 func (s *Sink) Abort() error {
-	if s.done {
+	if s.l.Done() {
 		return nil
 	}
-	s.done = true
-	s.closeStmt()
-	err := s.tx.Rollback()
-	if errors.Is(err, sql.ErrTxDone) {
-		err = nil
-	}
-	if err != nil {
-		err = fmt.Errorf("mysql: rolling back load into %s: %w", s.target, err)
-	}
-	return errors.Join(err, s.dropCreated(), s.db.Close())
-}
-
-func (s *Sink) closeStmt() {
-	if s.full != nil {
-		_ = s.full.Close()
-		s.full = nil
-	}
+	return errors.Join(s.l.Rollback(), s.dropCreated(), s.db.Close())
 }
 
 // dropCreated drops the table OpenSink created, so an aborted load leaves
@@ -473,6 +272,4 @@ func (s *Sink) dropCreated() error {
 // canonical encoding of the rows sent (per value: a type byte, then the
 // value; 0 alone for null), which is the same for the same records
 // whatever the database does with them.
-func (s *Sink) Output() data.Output {
-	return data.Output{Location: s.where, Bytes: s.n, SHA256: hex.EncodeToString(s.sum.Sum(nil))}
-}
+func (s *Sink) Output() data.Output { return s.l.Output(s.where) }

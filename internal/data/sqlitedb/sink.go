@@ -2,21 +2,17 @@ package sqlitedb
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io/fs"
-	"math"
 	"os"
+	"strconv"
 	"strings"
-	"time"
 
 	"github.com/sluicehq/sluice/internal/data"
 	"github.com/sluicehq/sluice/internal/data/fileio"
+	"github.com/sluicehq/sluice/internal/data/sqlrows"
 )
 
 // timeLayout is how timestamps are stored: text that SQLite's date
@@ -31,25 +27,12 @@ var ErrNoTable = errors.New("table does not exist")
 // Sink loads records into a table inside one transaction. It implements
 // data.Sink and data.Outputer.
 type Sink struct {
-	db     *sql.DB
-	tx     *sql.Tx
-	path   string
-	table  string
-	target string // the quoted table name
-	schema *data.Schema
-
-	perStmt int
-	one     string // "(?, ?, ...)"
-	prefix  string
-	suffix  string
-	full    *sql.Stmt
-	args    []any
-	rows    int
-
-	sum     hash.Hash // SHA-256 of the canonical encoding of the rows loaded
-	enc     []byte
-	n       int64
-	done    bool
+	db      *sql.DB
+	l       *sqlrows.Loader
+	path    string
+	table   string
+	target  string // the quoted table name
+	schema  *data.Schema
 	removed string // a database file created by OpenSink, removed on Abort
 }
 
@@ -74,13 +57,8 @@ func OpenSink(ctx context.Context, cfg any, schema *data.Schema, env data.Env) (
 	if len(c.Args) > 0 || len(c.Types) > 0 || c.BatchSize != 0 {
 		return nil, fmt.Errorf("sqlite: args, types and batch_size apply only to reading")
 	}
-	if len(schema.Fields) == 0 {
-		return nil, fmt.Errorf("sqlite: table %s: the records have no columns", c.Table)
-	}
-	for _, k := range c.Key {
-		if schema.Index(k) < 0 {
-			return nil, fmt.Errorf("sqlite: key: column %q is not in the records (%s)", k, schema)
-		}
+	if err := sqlrows.CheckRecords(c.Table, schema, c.Key); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	path, err := fileio.ResolvePath(env, c.Path)
 	if err != nil {
@@ -117,24 +95,25 @@ func newSink(ctx context.Context, path string, c *Config, schema *data.Schema) (
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{db: db, path: path, table: c.Table, target: quoteIdent(c.Table), schema: schema, sum: sha256.New()}
+	s := &Sink{db: db, path: path, table: c.Table, target: quoteIdent(c.Table), schema: schema}
 	if err := s.begin(ctx, c); err != nil {
-		if s.tx != nil {
-			_ = s.tx.Rollback()
-		}
 		db.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Sink) begin(ctx context.Context, c *Config) error {
+func (s *Sink) begin(ctx context.Context, c *Config) (err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: %s: beginning transaction: %w", s.path, err)
 	}
-	s.tx = tx
-	cols, err := s.columns(ctx)
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	cols, err := s.columns(ctx, tx)
 	if err != nil {
 		return err
 	}
@@ -145,46 +124,34 @@ func (s *Sink) begin(ctx context.Context, c *Config) error {
 		if _, err := tx.ExecContext(ctx, createSQL(s.target, s.schema, c.Mode, c.Key)); err != nil {
 			return fmt.Errorf("sqlite: %s: creating table %q: %w", s.path, s.table, err)
 		}
-	} else {
-		for _, f := range s.schema.Fields {
-			if !cols[strings.ToLower(f.Name)] {
-				return fmt.Errorf("sqlite: %s: table %q has no column %q (records have %s)", s.path, s.table, f.Name, s.schema)
-			}
-		}
+	} else if name, missing := sqlrows.MissingColumn(s.schema, cols); missing {
+		return fmt.Errorf("sqlite: %s: table %q has no column %q (records have %s)", s.path, s.table, name, s.schema)
 	}
-	ncol := len(s.schema.Fields)
-	names := make([]string, ncol)
-	for i, f := range s.schema.Fields {
-		names[i] = quoteIdent(f.Name)
-	}
-	s.perStmt = min(rowsPerStatement, maxParams/ncol)
-	s.one = "(" + strings.Repeat("?, ", ncol-1) + "?)"
-	s.prefix = "INSERT INTO " + s.target + " (" + strings.Join(names, ", ") + ") VALUES "
+	var suffix string
 	if c.Mode == ModeUpsert {
-		key := map[string]bool{}
 		keys := make([]string, len(c.Key))
 		for i, k := range c.Key {
-			key[strings.ToLower(k)] = true
 			keys[i] = quoteIdent(k)
 		}
 		var set []string
-		for _, f := range s.schema.Fields {
-			if !key[strings.ToLower(f.Name)] {
-				q := quoteIdent(f.Name)
-				set = append(set, q+" = excluded."+q)
-			}
+		for _, name := range sqlrows.Updated(s.schema, c.Key) {
+			q := quoteIdent(name)
+			set = append(set, q+" = excluded."+q)
 		}
-		s.suffix = " ON CONFLICT (" + strings.Join(keys, ", ") + ") DO "
+		suffix = " ON CONFLICT (" + strings.Join(keys, ", ") + ") DO "
 		if len(set) == 0 {
-			s.suffix += "NOTHING"
+			suffix += "NOTHING"
 		} else {
-			s.suffix += "UPDATE SET " + strings.Join(set, ", ")
+			suffix += "UPDATE SET " + strings.Join(set, ", ")
 		}
 	}
+	l := sqlrows.NewLoader(tx, s.schema, &dialect, sqlrows.Load{
+		Target: s.target, Table: strconv.Quote(s.table), Into: strconv.Quote(s.table) + " of " + s.path,
+		Suffix: suffix, RowsPerStatement: rowsPerStatement,
+	})
 	// Prepared now, so that an upsert key without a unique index fails
 	// before any data flows.
-	s.full, err = tx.PrepareContext(ctx, s.insertSQL(s.perStmt))
-	if err != nil {
+	if err := l.Prepare(ctx); err != nil {
 		return fmt.Errorf("sqlite: %s: preparing insert into %q: %w", s.path, s.table, err)
 	}
 	if c.Mode == ModeReplace {
@@ -192,27 +159,15 @@ func (s *Sink) begin(ctx context.Context, c *Config) error {
 			return fmt.Errorf("sqlite: %s: emptying %q for replace: %w", s.path, s.table, err)
 		}
 	}
-	s.args = make([]any, 0, s.perStmt*ncol)
+	s.l = l
 	return nil
 }
 
 // columns returns the table's lower-cased column names, none if it does
 // not exist.
-func (s *Sink) columns(ctx context.Context) (map[string]bool, error) {
-	rows, err := s.tx.QueryContext(ctx, "SELECT name FROM pragma_table_info(?)", s.table)
+func (s *Sink) columns(ctx context.Context, tx *sql.Tx) (map[string]bool, error) {
+	cols, err := sqlrows.ColumnNames(ctx, tx, "SELECT name FROM pragma_table_info(?)", s.table)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: %s: looking up table %q: %w", s.path, s.table, err)
-	}
-	defer rows.Close()
-	cols := map[string]bool{}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, fmt.Errorf("sqlite: %s: looking up table %q: %w", s.path, s.table, err)
-		}
-		cols[strings.ToLower(n)] = true
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: %s: looking up table %q: %w", s.path, s.table, err)
 	}
 	return cols, nil
@@ -221,150 +176,32 @@ func (s *Sink) columns(ctx context.Context) (map[string]bool, error) {
 // createSQL is the CREATE TABLE for schema, with the upsert key as its
 // primary key. The declared types read back as the same column types.
 func createSQL(target string, schema *data.Schema, mode string, key []string) string {
-	var b strings.Builder
-	b.WriteString("CREATE TABLE " + target + " (")
-	for i, f := range schema.Fields {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(quoteIdent(f.Name) + " ")
+	if mode != ModeUpsert {
+		key = nil
+	}
+	return sqlrows.CreateTable(&dialect, target, schema, key, func(f data.Field, _ bool) string {
 		switch f.Type {
 		case data.Int:
-			b.WriteString("INTEGER")
+			return "INTEGER"
 		case data.Float:
-			b.WriteString("REAL")
+			return "REAL"
 		case data.Bool:
-			b.WriteString("BOOLEAN")
+			return "BOOLEAN"
 		case data.Timestamp:
-			b.WriteString("TIMESTAMP")
-		default:
-			b.WriteString("TEXT")
+			return "TIMESTAMP"
 		}
-	}
-	if mode == ModeUpsert {
-		q := make([]string, len(key))
-		for i, k := range key {
-			q[i] = quoteIdent(k)
-		}
-		b.WriteString(", PRIMARY KEY (" + strings.Join(q, ", ") + ")")
-	}
-	b.WriteString(")")
-	return b.String()
-}
-
-func (s *Sink) insertSQL(rows int) string {
-	var b strings.Builder
-	b.Grow(len(s.prefix) + rows*(len(s.one)+2) + len(s.suffix) + 12)
-	b.WriteString(s.prefix)
-	for i := range rows {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(s.one)
-	}
-	b.WriteString(s.suffix)
-	return b.String()
+		return "TEXT"
+	})
 }
 
 // Write adds the rows of b to the transaction.
-func (s *Sink) Write(ctx context.Context, b *data.Batch) error {
-	if s.done {
-		return fmt.Errorf("sqlite: writing %q: already committed or aborted", s.table)
-	}
-	if err := fileio.CheckBatch(s.schema, b); err != nil {
-		return fmt.Errorf("sqlite: %w", err)
-	}
-	for r := 0; r < b.Len; r++ {
-		s.enc = s.enc[:0]
-		for i := range b.Cols {
-			col := &b.Cols[i]
-			if col.IsNull(r) {
-				s.args = append(s.args, nil)
-				s.enc = append(s.enc, 0)
-				continue
-			}
-			s.enc = append(s.enc, byte(col.Type))
-			switch col.Type {
-			case data.String:
-				v := col.Strings[r]
-				s.args = append(s.args, v)
-				s.enc = binary.AppendUvarint(s.enc, uint64(len(v)))
-				s.enc = append(s.enc, v...)
-			case data.Int:
-				s.args = append(s.args, col.Ints[r])
-				s.enc = binary.BigEndian.AppendUint64(s.enc, uint64(col.Ints[r]))
-			case data.Float:
-				v := col.Floats[r]
-				if math.IsNaN(v) {
-					// SQLite would store NaN as NULL: a silent change.
-					return fmt.Errorf("sqlite: writing %q: row %d, column %q: NaN cannot be stored in SQLite", s.table, rowPos(b, r), s.schema.Fields[i].Name)
-				}
-				s.args = append(s.args, v)
-				s.enc = binary.BigEndian.AppendUint64(s.enc, math.Float64bits(v))
-			case data.Bool:
-				v := int64(0)
-				if col.Bools[r] {
-					v = 1
-				}
-				s.args = append(s.args, v)
-				s.enc = append(s.enc, byte(v))
-			case data.Timestamp:
-				t := col.Times[r].UTC().Truncate(time.Microsecond)
-				s.args = append(s.args, t.Format(timeLayout))
-				s.enc = binary.BigEndian.AppendUint64(s.enc, uint64(t.UnixMicro()))
-			}
-		}
-		s.sum.Write(s.enc)
-		s.n += int64(len(s.enc))
-		s.rows++
-		if s.rows == s.perStmt {
-			if err := s.flush(ctx); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func rowPos(b *data.Batch, r int) int64 {
-	if r < len(b.Pos) {
-		return b.Pos[r]
-	}
-	return int64(r + 1)
-}
-
-func (s *Sink) flush(ctx context.Context) error {
-	if s.rows == 0 {
-		return nil
-	}
-	var err error
-	if s.rows == s.perStmt {
-		_, err = s.full.ExecContext(ctx, s.args...)
-	} else {
-		_, err = s.tx.ExecContext(ctx, s.insertSQL(s.rows), s.args...)
-	}
-	if err != nil {
-		return fmt.Errorf("sqlite: inserting into %q of %s: %w", s.table, s.path, err)
-	}
-	clear(s.args)
-	s.args = s.args[:0]
-	s.rows = 0
-	return nil
-}
+func (s *Sink) Write(ctx context.Context, b *data.Batch) error { return s.l.Write(ctx, b) }
 
 // Commit inserts the remaining rows and commits the transaction.
 func (s *Sink) Commit(ctx context.Context) error {
-	if s.done {
-		return fmt.Errorf("sqlite: committing %q: already committed or aborted", s.table)
-	}
-	if err := s.flush(ctx); err != nil {
+	if err := s.l.Commit(ctx); err != nil {
 		return err
 	}
-	_ = s.full.Close()
-	if err := s.tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: committing load into %q of %s: %w", s.table, s.path, err)
-	}
-	s.done = true
 	s.removed = ""
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("sqlite: closing %s: %w", s.path, err)
@@ -376,19 +213,10 @@ func (s *Sink) Commit(ctx context.Context) error {
 // OpenSink, and removes a database file OpenSink created. It may follow a
 // failed Commit.
 func (s *Sink) Abort() error {
-	if s.done {
+	if s.l.Done() {
 		return nil
 	}
-	s.done = true
-	_ = s.full.Close()
-	err := s.tx.Rollback()
-	if errors.Is(err, sql.ErrTxDone) {
-		err = nil
-	}
-	if err != nil {
-		err = fmt.Errorf("sqlite: rolling back load into %q of %s: %w", s.table, s.path, err)
-	}
-	err = errors.Join(err, s.db.Close())
+	err := errors.Join(s.l.Rollback(), s.db.Close())
 	if s.removed != "" {
 		for _, p := range []string{s.removed, s.removed + "-journal", s.removed + "-wal", s.removed + "-shm"} {
 			if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
@@ -402,6 +230,4 @@ func (s *Sink) Abort() error {
 // Output describes the load: the file and table, and the size and SHA-256
 // of the canonical encoding of the rows sent (per value: a type byte, then
 // the value; 0 alone for null).
-func (s *Sink) Output() data.Output {
-	return data.Output{Location: "sqlite://" + s.path + "#" + s.table, Bytes: s.n, SHA256: hex.EncodeToString(s.sum.Sum(nil))}
-}
+func (s *Sink) Output() data.Output { return s.l.Output("sqlite://" + s.path + "#" + s.table) }

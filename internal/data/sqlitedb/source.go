@@ -7,30 +7,18 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/sluicehq/sluice/internal/data"
 	"github.com/sluicehq/sluice/internal/data/fileio"
+	"github.com/sluicehq/sluice/internal/data/sqlrows"
 )
 
 // Source streams the rows of a query. It implements data.Source.
 type Source struct {
-	db      *sql.DB
-	rows    *sql.Rows
-	cancel  context.CancelFunc
-	path    string
-	schema  *data.Schema
-	names   []string
-	cells   []cell
-	dest    []any
-	q       data.Quarantine
-	bd      *fileio.Builder
-	size    int
-	row     int64
-	pending bool // the first row was read at open to infer types
-	done    bool
+	db   *sql.DB
+	r    *sqlrows.Reader
+	path string
 }
 
 var _ data.Source = (*Source)(nil)
@@ -73,84 +61,15 @@ func OpenSource(ctx context.Context, cfg any, env data.Env) (data.Source, error)
 	if err != nil {
 		return nil, err
 	}
-	s, err := newSource(ctx, db, path, c, args, env)
+	r, err := sqlrows.Open(ctx, db, &dialect, sqlrows.Query{
+		SQL: c.Query, Args: args, Where: path, Pos: path + " row", Types: c.Types,
+		BatchSize: fileio.BatchSize(c.BatchSize, env), Quarantine: env.Quarantine,
+	})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return s, nil
-}
-
-func newSource(ctx context.Context, db *sql.DB, path string, c *Config, args []any, env data.Env) (_ *Source, err error) {
-	qctx, cancel := context.WithCancel(ctx)
-	defer func() {
-		if err != nil {
-			cancel()
-		}
-	}()
-	rows, err := db.QueryContext(qctx, c.Query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: %s: running query: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			rows.Close()
-		}
-	}()
-	cts, err := rows.ColumnTypes()
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: %s: reading result columns: %w", path, err)
-	}
-	s := &Source{db: db, rows: rows, cancel: cancel, path: path, q: env.Quarantine, size: fileio.BatchSize(c.BatchSize, env)}
-	s.cells = make([]cell, len(cts))
-	s.dest = make([]any, len(cts))
-	for i := range s.cells {
-		s.dest[i] = &s.cells[i]
-	}
-	override := map[string]data.Type{}
-	for _, f := range c.Types {
-		override[f.Name] = f.Type
-	}
-	fields := make([]data.Field, len(cts))
-	infer := false
-	for i, ct := range cts {
-		name := ct.Name()
-		if t, ok := override[name]; ok {
-			delete(override, name)
-			fields[i] = data.Field{Name: name, Type: t}
-			continue
-		}
-		fields[i] = data.Field{Name: name, Type: typeOf(ct.DatabaseTypeName())}
-		if fields[i].Type == data.Invalid {
-			infer = true
-		}
-	}
-	for name := range override {
-		return nil, fmt.Errorf("sqlite: types: column %q is not in the query's result", name)
-	}
-	if infer {
-		if s.rows.Next() {
-			if err := s.rows.Scan(s.dest...); err != nil {
-				return nil, fmt.Errorf("sqlite: %s: reading row 1: %w", path, err)
-			}
-			s.pending = true
-		} else if err := s.rows.Err(); err != nil {
-			return nil, fmt.Errorf("sqlite: %s: reading row 1: %w", path, err)
-		}
-		for i := range fields {
-			if fields[i].Type == data.Invalid {
-				fields[i].Type = typeOfValue(s.cells[i].v)
-			}
-		}
-	}
-	schema, err := data.NewSchema(fields...)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: query result: %w (alias the columns with AS)", err)
-	}
-	s.schema = schema
-	s.names = schema.Names()
-	s.bd = fileio.NewBuilder(schema, s.size)
-	return s, nil
+	return &Source{db: db, r: r, path: path}, nil
 }
 
 // typeOf maps a declared column type to a column type, following SQLite's
@@ -180,78 +99,16 @@ func typeOf(decl string) data.Type {
 	return data.String
 }
 
-// typeOfValue is the type of a column without a declared type, judged by
-// its value in the first row; null tells nothing and reads as a string.
-func typeOfValue(v any) data.Type {
-	switch v.(type) {
-	case int64:
-		return data.Int
-	case float64:
-		return data.Float
-	case time.Time:
-		return data.Timestamp
-	}
-	return data.String
-}
-
 // Schema returns the schema of the batches.
-func (s *Source) Schema() *data.Schema { return s.schema }
+func (s *Source) Schema() *data.Schema { return s.r.Schema() }
 
 // Next returns the next batch, or data.ErrEndOfInput. The batch is reused
 // by the following call.
-func (s *Source) Next(ctx context.Context) (*data.Batch, error) {
-	if s.done {
-		return nil, data.ErrEndOfInput
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.bd.Reset()
-	for s.bd.B.Len < s.size {
-		if s.pending {
-			s.pending = false
-		} else {
-			if !s.rows.Next() {
-				if err := s.rows.Err(); err != nil {
-					return nil, fmt.Errorf("sqlite: %s: reading row %d: %w", s.path, s.row+1, err)
-				}
-				s.done = true
-				break
-			}
-			if err := s.rows.Scan(s.dest...); err != nil {
-				return nil, fmt.Errorf("sqlite: %s: reading row %d: %w", s.path, s.row+1, err)
-			}
-		}
-		s.row++
-		if reason := s.append(); reason != "" {
-			s.bd.DropRow()
-			pos := s.path + " row " + strconv.FormatInt(s.row, 10)
-			if err := s.q.Reject(ctx, data.Reject{Pos: pos, Reason: reason, Raw: rawRow(s.names, s.cells)}); err != nil {
-				return nil, fmt.Errorf("sqlite: quarantining %s: %w", pos, err)
-			}
-			continue
-		}
-		s.bd.EndRow(s.row)
-	}
-	if s.bd.B.Len == 0 && s.done {
-		return nil, data.ErrEndOfInput
-	}
-	return s.bd.B, nil
-}
-
-func (s *Source) append() string {
-	for i, f := range s.schema.Fields {
-		if reason := appendValue(s.bd, i, f.Name, f.Type, s.cells[i].v); reason != "" {
-			return reason
-		}
-	}
-	return ""
-}
+func (s *Source) Next(ctx context.Context) (*data.Batch, error) { return s.r.Next(ctx) }
 
 // Close ends the query and closes the file.
 func (s *Source) Close() error {
-	s.cancel()
-	err := errors.Join(s.rows.Close(), s.db.Close())
+	err := errors.Join(s.r.Close(), s.db.Close())
 	if err != nil {
 		return fmt.Errorf("sqlite: closing %s: %w", s.path, err)
 	}

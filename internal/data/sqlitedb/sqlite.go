@@ -12,14 +12,17 @@ package sqlitedb
 import (
 	"database/sql"
 	"fmt"
+	"math"
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/sluicehq/sluice/internal/data"
 	"github.com/sluicehq/sluice/internal/data/fileio"
+	"github.com/sluicehq/sluice/internal/data/sqlrows"
 )
 
 // Name is the connector's name under extract: and load:.
@@ -40,13 +43,13 @@ func init() {
 // The sink modes.
 const (
 	// ModeAppend inserts the records next to the rows already there.
-	ModeAppend = "append"
+	ModeAppend = sqlrows.ModeAppend
 	// ModeReplace deletes every row of the table, then inserts the records,
 	// in the same transaction.
-	ModeReplace = "replace"
+	ModeReplace = sqlrows.ModeReplace
 	// ModeUpsert inserts the records, updating the row with the same key
 	// instead where there is one (INSERT ... ON CONFLICT (key) DO UPDATE).
-	ModeUpsert = "upsert"
+	ModeUpsert = sqlrows.ModeUpsert
 )
 
 // rowsPerStatement is how many rows one prepared INSERT carries: enough to
@@ -56,6 +59,30 @@ const rowsPerStatement = 100
 
 // maxParams is SQLite's default SQLITE_MAX_VARIABLE_NUMBER.
 const maxParams = 32766
+
+// dialect is how SQLite's results are read and its tables loaded. It is
+// never modified.
+var dialect = sqlrows.Dialect{
+	Name:           Name,
+	Quote:          quoteIdent,
+	TypeOf:         typeOf,
+	UnixTimestamps: true,
+	MaxParams:      maxParams,
+	FloatReason: func(v float64) string {
+		if math.IsNaN(v) {
+			// SQLite would store NaN as NULL: a silent change.
+			return "NaN cannot be stored in SQLite"
+		}
+		return ""
+	},
+	BoolArg: func(v bool) any {
+		if v {
+			return int64(1)
+		}
+		return int64(0)
+	},
+	TimeArg: func(t time.Time) any { return t.Format(timeLayout) },
+}
 
 // busyTimeoutMS is how long a connection waits for another writer's lock.
 const busyTimeoutMS = 5000
@@ -105,27 +132,8 @@ func (c *Config) Validate() error {
 	case c.BatchSize < 0:
 		return fmt.Errorf("batch_size: must not be negative, got %d", c.BatchSize)
 	}
-	switch c.Mode {
-	case "", ModeAppend, ModeReplace:
-		if len(c.Key) > 0 {
-			return fmt.Errorf("key: only for mode: upsert")
-		}
-	case ModeUpsert:
-		if len(c.Key) == 0 {
-			return fmt.Errorf("key: required for mode: upsert")
-		}
-	default:
-		return fmt.Errorf("mode: want append, replace or upsert, got %q", c.Mode)
-	}
-	seen := map[string]bool{}
-	for i, k := range c.Key {
-		if k == "" {
-			return fmt.Errorf("key: entry %d is empty", i+1)
-		}
-		if seen[strings.ToLower(k)] {
-			return fmt.Errorf("key: %q listed twice", k)
-		}
-		seen[strings.ToLower(k)] = true
+	if err := sqlrows.CheckMode(c.Mode, c.Key); err != nil {
+		return err
 	}
 	if _, err := c.Types.Schema(); err != nil {
 		return fmt.Errorf("types: %w", err)

@@ -1,4 +1,4 @@
-package sqlitedb
+package sqlrows
 
 import (
 	"encoding/json"
@@ -26,7 +26,7 @@ func (c *cell) Scan(src any) error {
 
 // appendValue converts v, as the driver delivered it, to column col of
 // type t, or returns why it cannot.
-func appendValue(bd *fileio.Builder, col int, name string, t data.Type, v any) string {
+func (d *Dialect) appendValue(bd *fileio.Builder, col int, name string, t data.Type, v any) string {
 	if v == nil {
 		bd.AppendNull(col)
 		return ""
@@ -104,13 +104,15 @@ func appendValue(bd *fileio.Builder, col int, name string, t data.Type, v any) s
 		switch x := v.(type) {
 		case time.Time:
 			if x.IsZero() {
-				// A zero time means "no date".
+				// A zero time (MySQL's 0000-00-00) means "no date".
 				bd.AppendNull(col)
 				return ""
 			}
 			bd.AppendTime(col, x.UTC().Truncate(time.Microsecond))
 		case int64:
-			// SQLite's date functions take an integer as Unix time.
+			if !d.UnixTimestamps {
+				return bad("a timestamp")
+			}
 			bd.AppendTime(col, time.Unix(x, 0).UTC())
 		case []byte, string:
 			ts, ok := fileio.ParseTime(asString(x))
@@ -202,4 +204,19 @@ func rawRow(names []string, cells []cell) string {
 	}
 	b.WriteByte('}')
 	return b.String()
+}
+
+// TypeOfValue is the type of a column whose database type says nothing,
+// judged by its value in the first row; null tells nothing and reads as a
+// string.
+func TypeOfValue(v any) data.Type {
+	switch v.(type) {
+	case int64:
+		return data.Int
+	case float64:
+		return data.Float
+	case time.Time:
+		return data.Timestamp
+	}
+	return data.String
 }
