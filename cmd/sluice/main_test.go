@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -19,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	_ "modernc.org/sqlite"
 )
 
 var binary string
@@ -506,18 +509,27 @@ func TestKillAnywhereThenResume(t *testing.T) {
 	p := filepath.Join(dir, "pipeline.yaml")
 	out := filepath.Join(dir, "out", "customers-2026-02-01.jsonl")
 
+	// One state directory for every run: the pipeline pseudonymises with a
+	// key of that directory's keyring, so outputs compare only within it.
+	home := filepath.Join(dir, "state")
 	began := time.Now()
-	clean := sluice(t, filepath.Join(dir, "clean-state"), "run", "--date", "2026-02-01", p)
+	clean := sluice(t, home, "run", "--date", "2026-02-01", p)
 	if clean.code != 0 {
 		t.Fatalf("clean run:\n%s", clean)
 	}
 	full := time.Since(began)
 	want := readFile(t, out)
+	var first []struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(sluice(t, home, "runs", "--output", "json").stdout), &first); err != nil || len(first) != 1 {
+		t.Fatalf("runs after the clean run: %v %v", err, first)
+	}
 	os.Remove(out)
 
+	seen := map[string]bool{first[0].ID: true}
 	for k := 1; k <= 7; k++ {
 		delay := full * time.Duration(k) / 8
-		home := filepath.Join(dir, fmt.Sprintf("state-%d", k))
 		cmd := exec.Command(binary, "--home", home, "run", "--date", "2026-02-01", p)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -537,10 +549,11 @@ func TestKillAnywhereThenResume(t *testing.T) {
 		if err := json.Unmarshal([]byte(runs.stdout), &list); err != nil {
 			t.Fatalf("runs: %v\n%s", err, runs)
 		}
-		if len(list) == 0 {
+		if len(list) == 0 || seen[list[0].ID] {
 			t.Logf("kill after %s: before the run was recorded", delay)
 			continue // nothing to resume
 		}
+		seen[list[0].ID] = true
 		show := decodeSummary(t, sluice(t, home, "show", "--output", "json", list[0].ID))
 		t.Logf("kill after %s: run %s, tasks %s", delay, list[0].State, taskStates(show))
 		switch {
@@ -757,7 +770,7 @@ tasks:
 func TestEncryptedSinkAndDecrypt(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	writeFile(t, dir, "in.csv", "id,name\n1,Ada Lovelace\n2,Grace Hopper\n")
+	writeFile(t, dir, "in.csv", "id,product\n1,blue widget\n2,red gadget\n")
 	p := writeFile(t, dir, "p.yaml", `pipeline: enc
 tasks:
   plain:
@@ -772,7 +785,7 @@ tasks:
 		t.Fatalf("run:\n%s", r)
 	}
 	sealed := readFile(t, filepath.Join(dir, "sealed.jsonl.gz"))
-	if strings.Contains(sealed, "Lovelace") || !strings.HasPrefix(sealed, "SLK1") {
+	if strings.Contains(sealed, "widget") || !strings.HasPrefix(sealed, "SLK1") {
 		t.Fatalf("the encrypted sink wrote %q", sealed[:min(40, len(sealed))])
 	}
 	r := sluice(t, home, "decrypt", filepath.Join(dir, "sealed.jsonl.gz"), "--out", filepath.Join(dir, "back.jsonl.gz"))
@@ -834,5 +847,85 @@ tasks:
 		if !tc.ok && !strings.Contains(r.stdout, ":5:") {
 			t.Errorf("the error is not positioned at the connector settings:\n%s", r)
 		}
+	}
+}
+
+// TestAuditTrail: privileged commands leave audit events; verify passes on
+// the untouched log and names the event an edit of the database file hit.
+func TestAuditTrail(t *testing.T) {
+	t.Parallel()
+	home := filepath.Join(t.TempDir(), "state")
+	for _, step := range []struct {
+		stdin string
+		args  []string
+	}{
+		{"a-long-enough-secret-value", []string{"secret", "set", "crm_dsn"}},
+		{"another-long-secret-value", []string{"secret", "set", "crm_dsn"}},
+		{"", []string{"key", "rotate"}},
+		{"", []string{"secret", "rm", "crm_dsn"}},
+		{"", []string{"audit", "checkpoint"}},
+	} {
+		if r := sluiceIn(t, home, step.stdin, nil, step.args...); r.code != 0 {
+			t.Fatalf("sluice %v: %s", step.args, r)
+		}
+	}
+	r := sluice(t, home, "audit", "log", "--output", "json")
+	if r.code != 0 {
+		t.Fatalf("audit log: %s", r)
+	}
+	var events []struct {
+		Seq      int64  `json:"seq"`
+		Actor    string `json:"actor"`
+		Action   string `json:"action"`
+		Resource string `json:"resource"`
+		Outcome  string `json:"outcome"`
+		Source   string `json:"source"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &events); err != nil {
+		t.Fatalf("audit log output: %v\n%s", err, r)
+	}
+	var got []string
+	for _, ev := range events {
+		if !strings.HasPrefix(ev.Actor, "local:") || ev.Source != "cli" || ev.Outcome != "success" {
+			t.Errorf("event %+v: want a successful cli event by local:<user>", ev)
+		}
+		got = append(got, ev.Action+" "+ev.Resource)
+	}
+	want := "secret.set secret:crm_dsn|secret.set secret:crm_dsn|key.rotate kek|secret.rm secret:crm_dsn"
+	if strings.Join(got, "|") != want {
+		t.Fatalf("audited actions:\n got %s\nwant %s", strings.Join(got, "|"), want)
+	}
+	r = sluice(t, home, "audit", "log", "--action", "secret.set", "--output", "json")
+	if r.code != 0 || strings.Count(r.stdout, `"seq"`) != 2 {
+		t.Fatalf("audit log --action secret.set: want 2 events: %s", r)
+	}
+	if r := sluice(t, home, "audit", "verify"); r.code != 0 || !strings.Contains(r.stdout, "4 events") {
+		t.Fatalf("audit verify on an untouched log: %s", r)
+	}
+	out := filepath.Join(t.TempDir(), "audit.jsonl")
+	if r := sluice(t, home, "audit", "export", "--format", "jsonl", "--out", out); r.code != 0 {
+		t.Fatalf("audit export: %s", r)
+	}
+	if n := countLines(t, out); n != 4 {
+		t.Fatalf("export has %d lines, want 4", n)
+	}
+
+	// Somebody with the file drops the guard triggers and edits event 2.
+	db, err := sql.Open("sqlite", filepath.Join(home, "sluice.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range []string{
+		`DROP TRIGGER audit_events_no_update`,
+		`UPDATE audit_events SET event = CAST(replace(CAST(event AS TEXT), 'secret:crm_dsn', 'secret:other') AS BLOB) WHERE seq = 2`,
+	} {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	r = sluice(t, home, "audit", "verify")
+	if r.code != 1 || !strings.Contains(r.stderr, "event 2") {
+		t.Fatalf("audit verify after tampering: want exit 1 naming event 2: %s", r)
 	}
 }

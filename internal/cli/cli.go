@@ -115,10 +115,14 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		validateCommand(e),
 		runsCommand(e),
 		showCommand(e),
+		qualityCommand(e),
 		logsCommand(e),
 		keyCommand(e),
 		secretCommand(e),
 		decryptCommand(e),
+		auditCommand(e),
+		piiCommand(e),
+		detokenizeCommand(e), eraseCommand(e), janitorCommand(e),
 		versionCommand(e),
 	)
 

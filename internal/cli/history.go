@@ -70,6 +70,9 @@ type summary struct {
 	Run      runView       `json:"run"`
 	Tasks    []taskView    `json:"tasks"`
 	Attempts []attemptView `json:"attempts,omitempty"`
+	// Quality holds the data-quality results of each task's last attempt
+	// (show only).
+	Quality []checkView `json:"quality,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -253,10 +256,18 @@ func showCommand(e *env) *cobra.Command {
 						RowsQuarantined: at.RowsQuarantined, Error: at.Error, Log: at.LogPath,
 					})
 				}
+				checks, err := loadChecks(ctx, ap, a[0])
+				if err != nil {
+					return err
+				}
+				s.Quality = latestChecks(checks)
 				if e.json() {
 					return e.writeJSON(s)
 				}
 				printSummary(e, s)
+				for _, l := range qualityLines(s.Quality) {
+					fmt.Fprintln(e.stdout, l)
+				}
 				fmt.Fprintln(e.stdout, "\nattempts:")
 				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "TASK\t#\tOUTCOME\tSTARTED\tDURATION\tEXIT\tERROR")

@@ -709,6 +709,11 @@ func (d *driver) runAttempt(ts *tstate, number, failures int, inputIDs map[strin
 				return err
 			}
 		}
+		if len(res.Checks) > 0 {
+			if err := tx.PutCheckResults(sctx, d.run.ID, t.Name, number, res.Checks); err != nil {
+				return err
+			}
+		}
 		var err error
 		tr, err = tx.FinishAttempt(sctx, fin)
 		return err

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/sluicehq/sluice/internal/store"
 )
 
 // taskLog is an attempt's log: encrypted at rest under a data key of its
@@ -45,7 +47,7 @@ func (l *taskLog) open() error {
 	if err != nil {
 		return fmt.Errorf("creating task log: %w", err)
 	}
-	enc, err := l.seal.EncryptWriter(l.ctx, f, "log", l.rel, LogAAD(l.rel))
+	enc, err := l.seal.EncryptWriter(l.ctx, f, store.PurposeLog, l.rel, LogAAD(l.rel))
 	if err != nil {
 		f.Close()
 		return fmt.Errorf("encrypting task log: %w", err)

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/daead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/prf"
 	tinkpb "github.com/tink-crypto/tink-go/v2/proto/tink_go_proto"
 	"github.com/tink-crypto/tink-go/v2/streamingaead"
 	"github.com/tink-crypto/tink-go/v2/tink"
@@ -28,6 +30,13 @@ const (
 	PurposeLog      = store.PurposeLog
 	PurposeSecret   = store.PurposeSecret
 	PurposeFile     = store.PurposeFile
+	// PurposeSigning seals the audit log's checkpoint signing keyset.
+	PurposeSigning = store.PurposeSigning
+	// PurposePRF keys pseudonymise values (HMAC-SHA256 PRF); see NamedKey.
+	PurposePRF = store.PurposePRF
+	// PurposeDAEAD keys tokenise values reversibly (AES-SIV); see
+	// NamedKey and SubjectKey.
+	PurposeDAEAD = store.PurposeDAEAD
 )
 
 // DefaultCacheSize is how many unwrapped data keys a Keyring keeps: enough
@@ -85,6 +94,8 @@ type DataKey struct {
 	h        *keyset.Handle
 	stream   tink.StreamingAEAD // artifact, log
 	aead     tink.AEAD          // secret
+	prf      *prf.Set           // prf
+	daead    tink.DeterministicAEAD
 }
 
 // templateFor is the DEK kind per purpose.
@@ -102,10 +113,14 @@ func templateFor(purpose string) (*tinkpb.KeyTemplate, error) {
 		return streamingaead.AES256GCMHKDF1MBKeyTemplate(), nil
 	case PurposeLog:
 		return streamingaead.AES256GCMHKDF4KBKeyTemplate(), nil
-	case PurposeSecret:
+	case PurposeSecret, PurposeSigning:
 		return aead.AES256GCMKeyTemplate(), nil
+	case PurposePRF:
+		return prf.HMACSHA256PRFKeyTemplate(), nil
+	case PurposeDAEAD:
+		return daead.AESSIVKeyTemplate(), nil
 	}
-	return nil, fmt.Errorf("unknown data key purpose %q: want %q, %q, %q or %q", purpose, PurposeArtifact, PurposeLog, PurposeFile, PurposeSecret)
+	return nil, fmt.Errorf("unknown data key purpose %q: want %q, %q, %q, %q or %q", purpose, PurposeArtifact, PurposeLog, PurposeFile, PurposeSecret, PurposeSigning)
 }
 
 func newDataKey(id, purpose, ref string, kekID uint32, h *keyset.Handle) (*DataKey, error) {
@@ -114,8 +129,12 @@ func newDataKey(id, purpose, ref string, kekID uint32, h *keyset.Handle) (*DataK
 	switch purpose {
 	case PurposeArtifact, PurposeLog, PurposeFile:
 		k.stream, err = streamingaead.New(h)
-	case PurposeSecret:
+	case PurposeSecret, PurposeSigning:
 		k.aead, err = aead.New(h)
+	case PurposePRF:
+		k.prf, err = prf.NewPRFSet(h)
+	case PurposeDAEAD:
+		k.daead, err = daead.New(h)
 	default:
 		err = fmt.Errorf("unknown purpose %q", purpose)
 	}
@@ -240,8 +259,8 @@ func sealAAD(dataKeyID string, aad []byte) []byte {
 // for ref, with aad as associated data (the record's identity, e.g. the
 // secret's name and version): Open must be given the same aad.
 func (kr *Keyring) Seal(ctx context.Context, purpose, ref string, plaintext, aad []byte) (ciphertext []byte, dataKeyID string, err error) {
-	if purpose != PurposeSecret {
-		return nil, "", fmt.Errorf("sealing: purpose %q: Seal takes %q keys; streams use EncryptWriter", purpose, PurposeSecret)
+	if purpose != PurposeSecret && purpose != PurposeSigning {
+		return nil, "", fmt.Errorf("sealing: purpose %q: Seal takes %q or %q keys; streams use EncryptWriter", purpose, PurposeSecret, PurposeSigning)
 	}
 	k, err := kr.NewDataKey(ctx, purpose, ref)
 	if err != nil {
@@ -469,6 +488,16 @@ func (c *dekCache) put(k *DataKey) {
 		last := c.order.Back()
 		c.order.Remove(last)
 		delete(c.byID, last.Value.(*DataKey).ID)
+	}
+}
+
+// remove forgets a data key (it was destroyed).
+func (c *dekCache) remove(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.byID[id]; ok {
+		c.order.Remove(e)
+		delete(c.byID, id)
 	}
 }
 

@@ -55,6 +55,7 @@ type (
 		Schema      *normContract     `json:"schema,omitempty"`
 		MaxBadRows  *int64            `json:"max_bad_rows,omitempty"`
 		MaxBadRatio *float64          `json:"max_bad_ratio,omitempty"`
+		Privacy     *normTaskPrivacy  `json:"privacy,omitempty"`
 	}
 	normContract struct {
 		Contract []normCast `json:"contract"`
@@ -87,6 +88,8 @@ type (
 	normEndpoint struct {
 		Connector string `json:"connector"`
 		Config    any    `json:"config"`
+		// Classification of a sink, when it names one.
+		Classification Classification `json:"classification,omitempty"`
 	}
 	normStep struct {
 		Kind    StepKind     `json:"step"`
@@ -99,6 +102,9 @@ type (
 		Dedupe    *normDedupe    `json:"dedupe,omitempty"`
 		Aggregate *normAggregate `json:"aggregate,omitempty"`
 		Join      *normJoin      `json:"join,omitempty"`
+		Check     *normCheck     `json:"check,omitempty"`
+		Consent   *normConsent   `json:"consent,omitempty"`
+		PII       []normPII      `json:"pii,omitempty"`
 	}
 	normRename struct {
 		From string `json:"from"`
@@ -189,6 +195,11 @@ func Normalize(p *Pipeline) ([]byte, error) {
 				}
 				ns.Join = nj
 			}
+			ns.Check = normCheckOf(s.Check)
+			if ns.Consent, err = normConsentOf(s.Consent); err != nil {
+				return nil, fmt.Errorf("normalizing task %q: %w", t.Name, err)
+			}
+			ns.PII = normPIIOf(s.PII)
 			nt.Transform = append(nt.Transform, ns)
 		}
 		if c := t.Contract; c != nil {
@@ -199,6 +210,7 @@ func Normalize(p *Pipeline) ([]byte, error) {
 			nt.Schema = nc
 		}
 		nt.MaxBadRows, nt.MaxBadRatio = t.MaxBadRows, t.MaxBadRatio
+		nt.Privacy = normTaskPrivacyOf(t)
 		n.Tasks = append(n.Tasks, nt)
 	}
 	var b bytes.Buffer
@@ -226,5 +238,5 @@ func normEnd(e *Endpoint) (*normEndpoint, error) {
 	if err := yaml.Unmarshal(out, &v); err != nil {
 		return nil, fmt.Errorf("decoding %s settings: %w", e.Connector, err)
 	}
-	return &normEndpoint{Connector: e.Connector, Config: v}, nil
+	return &normEndpoint{Connector: e.Connector, Config: v, Classification: e.Classification}, nil
 }

@@ -120,6 +120,8 @@ type taskSrc struct {
 type joinSrc struct {
 	with string
 	node *yaml.Node
+	// label names the setting in errors; "" means a join step's with.
+	label string
 }
 
 // within positions text found on line k (0-based) of string node n's
@@ -655,6 +657,7 @@ func (ps *parser) policy(base Policy, pn policyNodes, where string) Policy {
 var taskFields = []string{
 	"needs", "trigger_rule", "shell", "script", "env", "dir",
 	"extract", "transform", "load", "input", "schema", "max_bad_rows", "max_bad_ratio",
+	"pii_columns", "allow_raw_pii", "retain",
 	"retries", "retry_backoff", "retry_delay", "max_retry_delay", "retry_jitter", "timeout",
 }
 
@@ -828,6 +831,7 @@ func (ps *parser) task(kv pair, p *Pipeline) (*Task, *taskSrc) {
 		t.Transform = ps.steps(f.val, what, src)
 	}
 	ps.dataLimits(fields, t, what)
+	ps.privacyFields(fields, t, what)
 	if f, ok := fields["load"]; ok && t.Kind == KindData {
 		t.Load = ps.endpoint(f, what, false)
 	}
@@ -847,6 +851,10 @@ func (ps *parser) endpoint(f pair, what string, source bool) *Endpoint {
 	kvs := ps.pairs(n, what+": "+role, "connector")
 	if n.Kind != yaml.MappingNode {
 		return nil
+	}
+	var class Classification
+	if !source {
+		kvs, class = ps.sinkClassification(kvs, what)
 	}
 	if len(kvs) != 1 {
 		ps.errorf(n, "%s: %s: want exactly one connector, e.g. {csv: {path: data.csv}}, got %d", what, role, len(kvs))
@@ -899,7 +907,7 @@ func (ps *parser) endpoint(f pair, what string, source bool) *Endpoint {
 			ps.errorf(cfgNode, "%s%s", prefix, err.Error())
 		}
 	}
-	return &Endpoint{Connector: name, Config: cfg, Pos: ps.pos(kv.key)}
+	return &Endpoint{Connector: name, Config: cfg, Pos: ps.pos(kv.key), Classification: class}
 }
 
 // configTemplates checks every string in a connector's settings that holds
@@ -935,7 +943,7 @@ func knownList(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-var stepKinds = []string{"select", "drop", "rename", "cast", "filter", "derive", "dedupe", "aggregate", "join"}
+var stepKinds = []string{"select", "drop", "rename", "cast", "filter", "derive", "dedupe", "aggregate", "join", "check", "consent", "pii"}
 
 func (ps *parser) steps(n *yaml.Node, what string, src *taskSrc) []Step {
 	if n = ps.resolve(n); n == nil || isNull(n) {
@@ -1020,6 +1028,12 @@ func (ps *parser) steps(n *yaml.Node, what string, src *taskSrc) []Step {
 			st.Aggregate = ps.aggregate(v, sw)
 		case StepJoin:
 			st.Join = ps.join(v, sw, src)
+		case StepCheck:
+			st.Check = ps.checkStep(v, sw, src)
+		case StepConsent:
+			st.Consent = ps.consentStep(v, sw)
+		case StepPII:
+			st.PII = ps.piiStep(v, sw)
 		default:
 			ps.errorf(k, "%s: unknown step %q (known: %s)", what, k.Value, strings.Join(sortedCopy(stepKinds), ", "))
 			continue
@@ -1178,11 +1192,11 @@ func (ps *parser) links(p *Pipeline, srcs map[*Task]*taskSrc) {
 			up := byName[j.with]
 			switch {
 			case src.needs[j.with] == nil:
-				ps.errorf(j.node, "%s: transform: join: with %q must also be listed in needs", what, j.with)
+				ps.errorf(j.node, "%s: transform: %s %q must also be listed in needs", what, j.labelOr(), j.with)
 			case up == nil:
 				// Reported as a missing needs target.
 			case !producesData(up):
-				ps.errorf(j.node, "%s: transform: join: with %q produces no records: it must be a data task without load", what, j.with)
+				ps.errorf(j.node, "%s: transform: %s %q produces no records: it must be a data task without load", what, j.labelOr(), j.with)
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/data"
+	"github.com/sluicehq/sluice/internal/privacy"
 )
 
 // Pos is a position in a pipeline file.
@@ -168,6 +169,25 @@ type Task struct {
 	// every bad record is kept in quarantine and the task succeeds.
 	MaxBadRows  *int64
 	MaxBadRatio *float64
+
+	// PIIColumns declares which columns of the data hold personal data,
+	// and of what type (pii_columns: {email: email, ssn: national_id}).
+	// The guard at the sink refuses a declared column that no pii step
+	// protected, whatever detection finds.
+	PIIColumns map[string]privacy.Type
+	// AllowRawPII, when not nil, lets the listed columns reach the sink
+	// unprotected, for the reason given (recorded in the task log).
+	AllowRawPII *AllowRawPII
+	// Retain, when not zero, is how long the task's output dataset is
+	// kept; after it, the janitor deletes the artifact.
+	Retain time.Duration
+}
+
+// AllowRawPII is a task's documented exception to the guard at the sink.
+type AllowRawPII struct {
+	Columns []string
+	Reason  string
+	Pos     Pos
 }
 
 // Contract is the schema a data task declares for its output.
@@ -195,6 +215,10 @@ type Endpoint struct {
 	Connector string
 	Config    any // the value data.Connector.Config returned, decoded and validated
 	Pos       Pos
+	// Classification of the destination, for sinks (load: {csv: ...,
+	// classification: restricted}); "" means the pipeline's. The guard at
+	// the sink lets raw personal data into restricted destinations only.
+	Classification Classification
 }
 
 // StepKind is the kind of a transform step.
@@ -217,6 +241,9 @@ const (
 	// StepJoin looks each record up in the output dataset of an upstream
 	// task and adds columns from the matching record.
 	StepJoin StepKind = "join"
+	// StepPII applies privacy operators (redact, mask, hmac, tokenize,
+	// generalize, drop, mask_spans) to columns.
+	StepPII StepKind = "pii"
 )
 
 // Step is one transform step. Which fields are set depends on Kind.
@@ -232,6 +259,11 @@ type Step struct {
 	Dedupe    *Dedupe    // StepDedupe
 	Aggregate *Aggregate // StepAggregate
 	Join      *Join      // StepJoin
+	Check     *Check     // StepCheck
+	Consent   *Consent   // StepConsent
+	// PII are the privacy operators of a StepPII step, one per column, in
+	// the order written.
+	PII []privacy.Rule
 }
 
 // Keep says which of the records sharing a key a dedupe step keeps.

@@ -165,6 +165,10 @@ type Artifact struct {
 	// sluice encrypts; "" where it is the same as SHA256 or unknown.
 	PlainSHA256 string
 	Created     time.Time
+	// ExpiresAt, when set on PutArtifact, records the end of the
+	// artifact's retention (PrivacyStore.SetArtifactExpiry); it is not
+	// read back by GetArtifact (see ArtifactExpiry).
+	ExpiresAt time.Time
 }
 
 // NewRun creates a run with one pending task run per task.
@@ -252,6 +256,12 @@ type SetRunState struct {
 
 // Store is the persistence seam. Implementations are safe for concurrent use.
 type Store interface {
+	UserStore
+	AccessStore
+	AuditStore
+	PrivacyStore
+	QualityStore
+
 	// CreateRun inserts a run in state queued with its task runs pending.
 	// ErrConflict if the id exists.
 	CreateRun(ctx context.Context, p NewRun) (Run, error)
@@ -361,6 +371,10 @@ type KeyStore interface {
 	// CountDataKeysByKEK counts data keys per wrapping KEK key id; ids with
 	// no data key are absent.
 	CountDataKeysByKEK(ctx context.Context) (map[uint32]int64, error)
+	// DeleteDataKey deletes a wrapped data key for good: whatever it
+	// encrypted can never be decrypted again (crypto-shredding).
+	// ErrNotFound if it does not exist.
+	DeleteDataKey(ctx context.Context, id string) error
 
 	// PutSecret stores a new version of s.Name, assigning Version =
 	// latest+1 (1 for a new name) in one transaction; s.Version is

@@ -56,7 +56,7 @@ func NewData(r *data.Registry, crypt Crypter) *Data { return &Data{connectors: r
 // to the state directory).
 func (d *Data) create(ctx context.Context, home, id, rel string, schema *data.Schema) (*artifact.Writer, error) {
 	return artifact.Create(filepath.Join(home, rel), schema, artifact.Options{
-		Wrap: d.crypt.Wrapper(ctx, "artifact", id, artifact.AAD(id)),
+		Wrap: d.crypt.Wrapper(ctx, store.PurposeArtifact, id, artifact.AAD(id)),
 	})
 }
 
@@ -74,7 +74,7 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 		Quarantine: q,
 		BatchSize:  data.DefaultBatchSize,
 		Encrypt: func(w io.Writer, ref string) (io.WriteCloser, error) {
-			return d.crypt.EncryptWriter(ctx, w, "file", ref, []byte(data.EncryptedFileAAD))
+			return d.crypt.EncryptWriter(ctx, w, store.PurposeFile, ref, []byte(data.EncryptedFileAAD))
 		},
 	}
 
@@ -87,7 +87,7 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 	schema := src.Schema()
 	var chain *transform.Chain
 	if len(t.Transform) > 0 {
-		chain, err = transform.CompileContext(ctx, t.Transform, schema, transform.Options{Inputs: d.joinInputs(job)})
+		chain, err = transform.CompileContext(ctx, t.Transform, schema, d.withKeys(d.transformOptions(job, env)))
 		if err != nil {
 			err = fmt.Errorf("task %s: %w", t.Name, err)
 			if errors.Is(err, transform.ErrJoinInput) {
@@ -99,6 +99,10 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 	}
 	drift, err := checkContract(job, schema)
 	res.SchemaDrift = drift
+	if err != nil {
+		return res, err
+	}
+	guard, err := newExitGuard(job, chain, schema)
 	if err != nil {
 		return res, err
 	}
@@ -149,6 +153,9 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 			}
 		}
 		if out.Len > 0 {
+			if err := guard.check(out); err != nil {
+				return res, err
+			}
 			if err := sink.Write(ctx, out); err != nil {
 				return res, fmt.Errorf("writing: %w", err)
 			}
@@ -172,10 +179,18 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("transforming: %w", err)
 		}
+		if err := guard.check(out); err != nil {
+			return res, err
+		}
 		if err := sink.Write(ctx, out); err != nil {
 			return res, fmt.Errorf("writing: %w", err)
 		}
 		rowsOut += int64(out.Len)
+	}
+	if chain != nil {
+		if err := recordQuality(ctx, job, chain, q, &res, rowsIn+q.sourceRejects(chain), rowsOut); err != nil {
+			return res, err
+		}
 	}
 	if exceedsBadLimits(t, q.count, rowsIn+q.sourceRejects(chain)) {
 		return d.tooManyBad(ctx, job, q, res, rowsIn+q.sourceRejects(chain), rowsOut)
@@ -203,6 +218,7 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 	res.RowsOut = rowsOut
 	res.RowsQuarantined = q.count
 	if qa != nil {
+		qa.ExpiresAt = expiry(t, time.Now())
 		res.Artifacts = append(res.Artifacts, *qa)
 	}
 	if o, ok := sink.(data.Outputer); ok && t.Load != nil {
@@ -222,6 +238,7 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 			ID: id, RunID: job.Run.ID, Task: t.Name, Attempt: job.Attempt, Kind: "output",
 			Path: prefix + ".arrow", Format: artifact.Format, Schema: info.Schema, Rows: info.Rows,
 			Bytes: info.Bytes, SHA256: info.SHA256, PlainSHA256: info.PlainSHA256, Created: time.Now().UTC(),
+			ExpiresAt: expiry(t, time.Now()),
 		})
 		res.Output = id
 	}

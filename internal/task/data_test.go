@@ -129,6 +129,7 @@ tasks:
       - cast: {age: int}
       - filter: "row.age >= 18"
       - derive: {greeting: "'hi ' + row.name"}
+    allow_raw_pii: {columns: [name], reason: "fixture names are not personal data"}
     load: {jsonl: {path: "out/{{ .LogicalDate }}.jsonl"}}
 `, "all", map[string]string{"in.csv": customersCSV})
 
@@ -185,6 +186,7 @@ tasks:
     needs: [extract]
     transform:
       - select: [name, country]
+    allow_raw_pii: {columns: [name], reason: "fixture names are not personal data"}
     load: {csv: {path: out.csv}}
 `
 	files := map[string]string{"in.csv": "id,name,country\n1,Ada,DE\n2,Bo,US\n"}

@@ -58,6 +58,13 @@ type Result struct {
 	// contract it declares, one description per difference; nil when it
 	// keeps the contract or declares none.
 	SchemaDrift []string
+	// Checks are the results of the task's data-quality checks (and one
+	// per consent step); the engine records them in the transaction that
+	// finishes the attempt.
+	Checks []store.CheckResult
+	// ConsentFiltered is how many records consent steps filtered out
+	// (part of the filtered records).
+	ConsentFiltered int64
 }
 
 // ErrIntegrity marks a failure to verify stored data: a dataset that was

@@ -15,9 +15,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sluicehq/sluice/internal/data"
 	"github.com/sluicehq/sluice/internal/pipeline"
+	"github.com/sluicehq/sluice/internal/privacy"
 )
 
 // ErrNoQuarantine is returned by Apply when a row must be quarantined but
@@ -36,6 +38,9 @@ type Stats struct {
 	Aggregated int64
 	// Held is the rows a blocking step holds until Flush.
 	Held int64
+	// ConsentFiltered is the part of Filtered that consent steps removed:
+	// records whose subject has not consented to the step's purpose.
+	ConsentFiltered int64
 }
 
 // Chain is a compiled sequence of steps. Compile it once per stream; Apply
@@ -116,6 +121,16 @@ type Options struct {
 	// Compile opens each one a join names, reads it to its end and closes
 	// it.
 	Inputs map[string]OpenFunc
+	// Now is the run's time: check steps measure freshness against it and
+	// consent steps ignore consent records dated after it. Zero means the
+	// wall clock at Compile.
+	Now time.Time
+	// OpenEndpoint opens the source connector a consent step reads its
+	// consent records from.
+	OpenEndpoint func(ctx context.Context, ep *pipeline.Endpoint) (data.Source, error)
+	// Keys gives pii steps the persistent keys of the hmac and tokenize
+	// operators; nil compiles them for validation only (Apply then fails).
+	Keys privacy.Keyring
 }
 
 // ErrJoinInput wraps a failure to open or read the dataset of a join
@@ -203,6 +218,15 @@ func compileStep(ctx context.Context, s pipeline.Step, in *data.Schema, opts Opt
 	case pipeline.StepJoin:
 		o, err := newJoin(ctx, s.Join, in, opts)
 		return []op{o}, err
+	case pipeline.StepPII:
+		o, err := newPII(ctx, s.PII, in, opts)
+		return []op{o}, err
+	case pipeline.StepCheck:
+		o, err := newCheck(ctx, s.Check, in, opts)
+		return []op{o}, err
+	case pipeline.StepConsent:
+		o, err := newConsent(ctx, s.Consent, in, opts)
+		return []op{o}, err
 	}
 	return nil, fmt.Errorf("unknown step kind %q", s.Kind)
 }
@@ -215,7 +239,11 @@ func (c *Chain) Schema() *data.Schema { return c.out }
 func (c *Chain) InputSchema() *data.Schema { return c.in }
 
 // Stats returns the counts of all batches applied successfully so far.
-func (c *Chain) Stats() Stats { return c.stats }
+func (c *Chain) Stats() Stats {
+	s := c.stats
+	s.ConsentFiltered = c.consentFiltered()
+	return s
+}
 
 // Blocking reports whether a step holds rows until Flush (dedupe with
 // keep: last, aggregate): the caller must then call Flush after the last

@@ -591,6 +591,11 @@ func (o ops) PutArtifact(ctx context.Context, a store.Artifact) error {
 		case err != nil:
 			return fmt.Errorf("inserting artifact: %w", err)
 		}
+		if !a.ExpiresAt.IsZero() {
+			if _, err := q.ExecContext(ctx, qSetArtifactExpiry, a.ID, micros(a.ExpiresAt)); err != nil {
+				return fmt.Errorf("recording expiry: %w", err)
+			}
+		}
 		return nil
 	})
 	if err != nil {

@@ -1,0 +1,233 @@
+package privacy_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sluicehq/sluice/internal/artifact"
+	"github.com/sluicehq/sluice/internal/data"
+	"github.com/sluicehq/sluice/internal/privacy"
+	"github.com/sluicehq/sluice/internal/store"
+)
+
+var custSchema = data.MustSchema(data.Field{Name: "customer_id", Type: data.String}, data.Field{Name: "card", Type: data.String})
+
+// writeArtifact stores rows as an encrypted output artifact of run r1,
+// exactly as a data task does.
+func writeArtifact(t *testing.T, env *testEnv, id string, rows [][2]string, expires time.Time) store.Artifact {
+	t.Helper()
+	ctx := t.Context()
+	rel := filepath.Join("artifacts", "r1", id+".arrow")
+	w, err := artifact.Create(filepath.Join(env.dir, rel), custSchema, artifact.Options{
+		Wrap: env.kr.Wrapper(ctx, store.PurposeArtifact, id, artifact.AAD(id)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := data.NewBatch(custSchema, len(rows))
+	for _, r := range rows {
+		b.Cols[0].Strings = append(b.Cols[0].Strings, r[0])
+		b.Cols[1].Strings = append(b.Cols[1].Strings, r[1])
+		b.Len++
+	}
+	if err := w.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	info := w.Info()
+	a := store.Artifact{ID: id, RunID: "r1", Task: "t", Attempt: 1, Kind: "output", Path: rel, Format: artifact.Format,
+		Schema: info.Schema, Rows: info.Rows, Bytes: info.Bytes, SHA256: info.SHA256, PlainSHA256: info.PlainSHA256,
+		Created: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), ExpiresAt: expires}
+	if err := env.db.PutArtifact(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func createRun(t *testing.T, env *testEnv) {
+	t.Helper()
+	if _, err := env.db.CreateRun(t.Context(), store.NewRun{ID: "r1", Namespace: "ns", Pipeline: "p", PipelineHash: "h",
+		PipelineFile: "p.yaml", LogicalDate: "2026-01-01", Trigger: "manual", Tasks: []string{"t"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readRows(t *testing.T, env *testEnv, a store.Artifact) [][2]string {
+	t.Helper()
+	src, err := artifact.Open(filepath.Join(env.dir, a.Path), a.SHA256, artifact.Options{
+		Unwrap: env.kr.Unwrapper(context.Background(), artifact.AAD(a.ID)), PlainSHA256: a.PlainSHA256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var rows [][2]string
+	for {
+		b, err := src.Next(context.Background())
+		if errors.Is(err, data.ErrEndOfInput) {
+			return rows
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r := 0; r < b.Len; r++ {
+			rows = append(rows, [2]string{b.Cols[0].Strings[r], b.Cols[1].Strings[r]})
+		}
+	}
+}
+
+func TestErase(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	ctx := t.Context()
+	createRun(t, env)
+	tok, err := privacy.NewTokenizer(ctx, env.kr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := func(subject, pan string) string {
+		s, err := tok.SubjectToken(ctx, subject, pan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	c1a, c1b, c2 := card("c1", "4111111111111111"), card("c1", "5500000000000004"), card("c2", "340000000000009")
+	pseudo, _ := tok.Pseudonym("c1")
+	withRaw := writeArtifact(t, env, "a-raw", [][2]string{{"c1", "x"}, {"c2", c2}, {"c3", "y"}}, time.Time{})
+	withTok := writeArtifact(t, env, "a-tok", [][2]string{{pseudo, "z"}, {"c9", c1a}, {"c2", "w"}}, time.Time{})
+	untouched := writeArtifact(t, env, "a-none", [][2]string{{"c2", c2}}, time.Time{})
+
+	er := &privacy.Eraser{Store: env.db, Keys: env.kr, StateDir: env.dir,
+		Now: func() time.Time { return time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC) }}
+	ev, err := er.Erase(ctx, privacy.EraseRequest{Subject: "c1", Columns: []string{"customer_id"}, Actor: "local:dpo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("TokensOfSubjectUnreadable", func(t *testing.T) {
+		for _, tk := range []string{c1a, c1b} {
+			if _, err := tok.Detokenize(ctx, tk); !errors.Is(err, privacy.ErrErased) {
+				t.Errorf("Detokenize(subject c1 token) error = %v, want ErrErased", err)
+			}
+		}
+		if v, err := tok.Detokenize(ctx, c2); err != nil || v != "340000000000009" {
+			t.Errorf("Detokenize(c2 token) = %q, %v", v, err)
+		}
+	})
+	t.Run("RowsGone", func(t *testing.T) {
+		for _, tt := range []struct {
+			a    store.Artifact
+			want [][2]string
+		}{
+			{withRaw, [][2]string{{"c2", c2}, {"c3", "y"}}},
+			{withTok, [][2]string{{"c2", "w"}}},
+			{untouched, [][2]string{{"c2", c2}}},
+		} {
+			got, err := env.db.GetArtifact(ctx, tt.a.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tt.want, readRows(t, env, got)); d != "" {
+				t.Errorf("%s rows (-want +got):\n%s", tt.a.ID, d)
+			}
+			if got.Rows != int64(len(tt.want)) {
+				t.Errorf("%s record rows = %d, want %d", tt.a.ID, got.Rows, len(tt.want))
+			}
+			rewritten := tt.a.ID != untouched.ID
+			if rewritten == (got.Path == tt.a.Path) {
+				t.Errorf("%s path %s (was %s): rewritten = %v", tt.a.ID, got.Path, tt.a.Path, rewritten)
+			}
+			if _, err := os.Stat(filepath.Join(env.dir, tt.a.Path)); rewritten && !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s old file still there (%v)", tt.a.ID, err)
+			}
+		}
+	})
+	t.Run("Evidence", func(t *testing.T) {
+		hash, _ := tok.SubjectHash("c1")
+		want := store.Erasure{ID: ev.ID, SubjectHash: hash, At: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Actor: "local:dpo",
+			KeysDestroyed: 1, Artifacts: []string{"a-raw", "a-tok"}, Rows: 3}
+		list, err := env.db.ListErasures(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff([]store.Erasure{want}, list); d != "" {
+			t.Errorf("evidence (-want +got):\n%s", d)
+		}
+		if hash == "c1" || len(hash) != 64 {
+			t.Errorf("subject hash %q is not a keyed hash", hash)
+		}
+	})
+	t.Run("Idempotent", func(t *testing.T) {
+		ev2, err := er.Erase(ctx, privacy.EraseRequest{Subject: "c1", Columns: []string{"customer_id"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev2.KeysDestroyed != 0 || ev2.Rows != 0 || len(ev2.Artifacts) != 0 {
+			t.Errorf("second erasure found something: %+v", ev2)
+		}
+	})
+}
+
+func TestJanitor(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	ctx := t.Context()
+	createRun(t, env)
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	soon := writeArtifact(t, env, "soon", [][2]string{{"a", "b"}}, t0.Add(24*time.Hour))
+	later := writeArtifact(t, env, "later", [][2]string{{"a", "b"}}, t0.Add(90*24*time.Hour))
+	forever := writeArtifact(t, env, "forever", [][2]string{{"a", "b"}}, time.Time{})
+	now := t0
+	j := &privacy.Janitor{Store: env.db, StateDir: env.dir, Now: func() time.Time { return now }}
+	ids := func(ds []store.ArtifactDeletion) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.ArtifactID)
+		}
+		return out
+	}
+	for _, step := range []struct {
+		at   time.Time
+		want []string
+	}{
+		{t0, nil},
+		{t0.Add(24 * time.Hour), []string{"soon"}},
+		{t0.Add(30 * 24 * time.Hour), nil},
+		{t0.Add(400 * 24 * time.Hour), []string{"later"}},
+	} {
+		now = step.at
+		done, err := j.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(step.want, ids(done)); d != "" {
+			t.Errorf("sweep at %v (-want +got):\n%s", step.at, d)
+		}
+	}
+	for _, a := range []store.Artifact{soon, later} {
+		if _, err := os.Stat(filepath.Join(env.dir, a.Path)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s file still there (%v)", a.ID, err)
+		}
+		if _, err := env.db.GetArtifact(ctx, a.ID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s record still there (%v)", a.ID, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(env.dir, forever.Path)); err != nil {
+		t.Errorf("artifact without retention deleted: %v", err)
+	}
+	recorded, err := env.db.ListArtifactDeletions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"soon", "later"}, ids(recorded)); d != "" {
+		t.Errorf("recorded deletions (-want +got):\n%s", d)
+	}
+}
