@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -35,6 +36,14 @@ is left behind.`,
 					return exitWith(ExitFailure, fmt.Errorf("opening %w", err))
 				}
 				defer in.Close()
+				// A raw data read: recorded before any byte is decrypted.
+				abs, err := filepath.Abs(a[0])
+				if err != nil {
+					return exitWith(ExitFailure, fmt.Errorf("decrypting %s: %w", a[0], err))
+				}
+				if err := auditFirst(ctx, ap, cliEvent(e, "data.decrypt", "file:"+abs, nil)); err != nil {
+					return err
+				}
 				plain, err := ap.Keys.DecryptReader(ctx, in, []byte(data.EncryptedFileAAD))
 				if err != nil {
 					return exitWith(ExitFailure, fmt.Errorf("decrypting %s: %w", a[0], err))

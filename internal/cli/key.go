@@ -74,8 +74,13 @@ func keyRotateCommand(e *env) *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(cmd.Context(), e, func(ctx context.Context, a *app.App, _ *progress) error {
+				ev := cliEvent(e, "key.rotate", "kek", nil)
+				if err := auditFirst(ctx, a, ev); err != nil {
+					return err
+				}
 				k, err := a.Keys.Rotate(ctx)
 				if err != nil {
+					auditFailed(ctx, e, a, ev, err)
 					return keyError(err)
 				}
 				if e.json() {
@@ -96,8 +101,13 @@ func keyRewrapCommand(e *env) *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(cmd.Context(), e, func(ctx context.Context, a *app.App, pr *progress) error {
+				ev := cliEvent(e, "key.rewrap", "kek", nil)
+				if err := auditFirst(ctx, a, ev); err != nil {
+					return err
+				}
 				n, err := a.Keys.Rewrap(ctx, nil)
 				if err != nil {
+					auditFailed(ctx, e, a, ev, err)
 					return keyError(err)
 				}
 				if e.json() {
@@ -121,7 +131,12 @@ func keyRetireCommand(e *env) *cobra.Command {
 				return exitWith(ExitUsage, fmt.Errorf("KEY_ID: %q is not a key id (see 'sluice key list')", a[0]))
 			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+				ev := cliEvent(e, "key.retire", fmt.Sprintf("kek:%d", id), nil)
+				if err := auditFirst(ctx, ap, ev); err != nil {
+					return err
+				}
 				if err := ap.Keys.Retire(ctx, uint32(id)); err != nil {
+					auditFailed(ctx, e, ap, ev, err)
 					return keyError(err)
 				}
 				if e.json() {

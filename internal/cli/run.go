@@ -73,8 +73,13 @@ start a fresh run anyway with --new.`,
 							r.ID, p.Name, r.CreatedAt.Local().Format(time.DateTime), r.ID, a[0]))
 					}
 				}
+				ev := cliEvent(e, "run.trigger", "pipeline:"+p.Namespace+"/"+p.Name, map[string]string{"logical_date": date})
+				if err := auditFirst(ctx, a2, ev); err != nil {
+					return err
+				}
 				run, err := a2.Engine.CreateRun(ctx, p, engine.RunRequest{LogicalDate: date, Params: resolved, Trigger: "manual"})
 				if err != nil {
+					auditFailed(ctx, e, a2, ev, err)
 					return err
 				}
 				return execute(ctx, e, a2, pr, p, run)
@@ -120,6 +125,9 @@ file must be the version the run started with.`,
 					return exitWith(ExitFailure, fmt.Errorf(
 						"run %s: %s changed since the run started (version %.12s, now %.12s); restore that version to resume, or start a new run",
 						run.ID, run.PipelineFile, run.PipelineHash, p.Hash))
+				}
+				if err := auditFirst(ctx, a2, cliEvent(e, "run.resume", "run:"+run.ID, nil)); err != nil {
+					return err
 				}
 				return execute(ctx, e, a2, pr, p, run)
 			})

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sluicehq/sluice/internal/app"
+	"github.com/sluicehq/sluice/internal/audit"
 	"github.com/sluicehq/sluice/internal/pipeline"
 	"github.com/sluicehq/sluice/internal/secrets"
 	"github.com/sluicehq/sluice/internal/store"
@@ -55,13 +56,18 @@ func secretSetCommand(e *env) *cobra.Command {
 				return exitWith(ExitUsage, err)
 			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
-				s, err := ap.Secrets.Set(ctx, name, value, actor(e))
+				// The new version and its audit record commit together.
+				ev := cliEvent(e, "secret.set", "secret:"+name, nil)
+				svc := secrets.NewService(auditedTx{Store: ap.Store, ev: ev}, ap.Keys, ap.Redactor, nil)
+				s, err := svc.Set(ctx, name, value, actor(e))
 				if err != nil {
+					auditFailed(ctx, e, ap, ev, err)
 					if errors.Is(err, secrets.ErrValueTooShort) || errors.Is(err, secrets.ErrInvalidName) {
 						return exitWith(ExitUsage, err)
 					}
 					return err
 				}
+				auditCheckpoint(ctx, ap)
 				if e.json() {
 					return e.writeJSON(map[string]any{"name": s.Name, "version": s.Version})
 				}
@@ -149,7 +155,14 @@ func secretRmCommand(e *env) *cobra.Command {
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
-				err := ap.Secrets.Delete(ctx, a[0])
+				if err := secrets.ValidName(a[0]); err != nil {
+					return exitWith(ExitUsage, err)
+				}
+				// The deletion and its audit record commit together.
+				err := audit.Do(ctx, ap.Store, cliEvent(e, "secret.rm", "secret:"+a[0], nil), func(tx store.Store) error {
+					return tx.DeleteSecret(ctx, a[0])
+				})
+				auditCheckpoint(ctx, ap)
 				if errors.Is(err, store.ErrNotFound) {
 					return exitWith(ExitFailure, fmt.Errorf("no secret %q (list them with 'sluice secret list')", a[0]))
 				}

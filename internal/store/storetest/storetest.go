@@ -53,6 +53,11 @@ func Run(t *testing.T, open Opener) {
 	t.Run("DataKeys", func(t *testing.T) { testDataKeys(t, open(t)) })
 	t.Run("ConcurrentRewrap", func(t *testing.T) { testConcurrentRewrap(t, open(t)) })
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, open(t)) })
+	t.Run("Audit", func(t *testing.T) { testAudit(t, open(t)); testAuditCheckpoints(t, open(t)) })
+	t.Run("CheckResults", func(t *testing.T) { testCheckResults(t, open(t)) })
+	t.Run("Privacy", func(t *testing.T) { testPrivacy(t, open(t)) })
+	t.Run("Users", func(t *testing.T) { testUsers(t, open(t)) })
+	t.Run("Access", func(t *testing.T) { testAccess(t, open(t)) })
 }
 
 // at is a fixed instant plus sec seconds: test times are exact to the
