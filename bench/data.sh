@@ -7,6 +7,12 @@
 #   naive_go_jsonl      the naive Go program doing the same   (decode into a map, hash, encode)
 #   postgres_copy_load  CSV → PostgreSQL (COPY)
 #   postgres_read       PostgreSQL (cursor) → CSV
+#   gates_off / gates_on  CSV → CSV without and with the privacy and quality
+#                       gates (3 declared PII columns checked at the sink,
+#                       4 operators, 6 checks)          target: gates ≤ 2× slower
+# The generated records are personal data, so every load but gates_on is
+# classified restricted: the guard at the exit lets raw personal data into
+# restricted destinations only.
 # Usage: bench/data.sh              (N=1000000; N=10000000 for the memory check)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +35,7 @@ pipe csv_filter_csv <<'YAML'
     extract: {csv: {path: customers.csv}}
     transform:
       - filter: "row.country in ['DE', 'FR', 'US']"
-    load: {csv: {path: out_filter.csv}}
+    load: {csv: {path: out_filter.csv}, classification: restricted}
 YAML
 pipe csv_to_parquet <<'YAML'
   t:
@@ -38,26 +44,56 @@ pipe csv_to_parquet <<'YAML'
       - cast: {id: int, age: int, monthly_spend: float, signup_date: timestamp}
       - filter: "row.country in ['DE', 'FR', 'US'] && row.age >= 18"
       - derive: {full_name: "row.first_name + ' ' + row.last_name", yearly_spend: "row.monthly_spend * 12.0"}
-    load: {parquet: {path: out.parquet}}
+    load: {parquet: {path: out.parquet}, classification: restricted}
 YAML
 pipe jsonl_sha256 <<'YAML'
   t:
     extract: {jsonl: {path: customers.jsonl}}
     transform:
       - derive: {email_sha256: "sha256(row.email)"}
-    load: {jsonl: {path: out_sha.jsonl}}
+    load: {jsonl: {path: out_sha.jsonl}, classification: restricted}
 YAML
 pipe postgres_copy_load <<YAML
   t:
     extract: {csv: {path: customers.csv}}
     transform:
       - cast: {id: int, age: int, monthly_spend: float, signup_date: timestamp}
-    load: {postgres: {dsn: "$PG", table: bench_customers, mode: replace, create: true}}
+    load: {postgres: {dsn: "$PG", table: bench_customers, mode: replace, create: true}, classification: restricted}
 YAML
 pipe postgres_read <<YAML
   t:
     extract: {postgres: {dsn: "$PG", query: "SELECT * FROM bench_customers"}}
-    load: {csv: {path: out_pg.csv}}
+    load: {csv: {path: out_pg.csv}, classification: restricted}
+YAML
+
+pipe gates_off <<'YAML'
+  t:
+    extract: {csv: {path: customers.csv}}
+    transform:
+      - cast: {id: int, age: int, monthly_spend: float, signup_date: timestamp}
+    load:
+      csv: {path: out_gates_off.csv}
+      classification: restricted
+YAML
+pipe gates_on <<'YAML'
+  t:
+    extract: {csv: {path: customers.csv}}
+    pii_columns: {email: email, first_name: person_name, last_name: person_name}
+    transform:
+      - cast: {id: int, age: int, monthly_spend: float, signup_date: timestamp}
+      - check:
+          columns:
+            id: [not_null, unique]
+            email: {regex: "^[^@]+@[^@]+$"}
+            country: {accepted_values: [DE, FR, US, GB, ES, NL, IT, PL]}
+            age: {range: {min: 0, max: 130}}
+            plan: {accepted_values: [free, pro, team, enterprise]}
+      - pii:
+          email: hmac
+          first_name: {mask: {keep_first: 1}}
+          last_name: tokenize
+          signup_date: {generalize: month}
+    load: {csv: {path: out_gates_on.csv}}
 YAML
 
 # run NAME CMD...: prints "NAME seconds records/s peakRSS_MB".
@@ -77,6 +113,9 @@ for p in csv_filter_csv csv_to_parquet jsonl_sha256; do
 	run "$p" "$work/sluice" --home "$work/home-$p" run "$work/$p.yaml"
 done
 run naive_go_jsonl "$work/naive" "$work/customers.jsonl" "$work/naive.jsonl" email
+for p in gates_off gates_on; do
+	run "$p" "$work/sluice" --home "$work/home-$p" run "$work/$p.yaml"
+done
 if psql "$PG" -qc 'SELECT 1' >/dev/null 2>&1; then
 	run postgres_copy_load "$work/sluice" --home "$work/home-pg" run "$work/postgres_copy_load.yaml"
 	run postgres_read "$work/sluice" --home "$work/home-pg" run "$work/postgres_read.yaml"

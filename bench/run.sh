@@ -74,7 +74,7 @@ tasks:
       - derive:
           full_name: "row.first_name + ' ' + row.last_name"
           email_domain: "row.email.split('@')[1]"
-    load: {jsonl: {path: out.jsonl}}
+    load: {jsonl: {path: out.jsonl}, classification: restricted}
 YAML
 printf '%-12s %10s %14s %12s\n' records seconds records/s "peak RSS MB"
 for n in $SIZES; do

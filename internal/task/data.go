@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/artifact"
@@ -136,8 +137,10 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 
 	var rowsIn, rowsOut int64
 	lastReport := time.Now()
+	rd := newPrefetch(ctx, src)
+	defer rd.Stop()
 	for {
-		b, err := src.Next(ctx)
+		b, err := rd.Next(ctx)
 		if errors.Is(err, data.ErrEndOfInput) {
 			break
 		}
@@ -165,7 +168,7 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 			lastReport = time.Now()
 			job.Progress(rowsIn+q.sourceRejects(chain), rowsOut)
 		}
-		if t.MaxBadRows != nil && q.count > *t.MaxBadRows {
+		if t.MaxBadRows != nil && q.rejected() > *t.MaxBadRows {
 			// Stop early: the task fails whatever the rest holds.
 			return d.tooManyBad(ctx, job, q, res, rowsIn+q.sourceRejects(chain), rowsOut)
 		}
@@ -192,7 +195,7 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 			return res, err
 		}
 	}
-	if exceedsBadLimits(t, q.count, rowsIn+q.sourceRejects(chain)) {
+	if exceedsBadLimits(t, q.rejected(), rowsIn+q.sourceRejects(chain)) {
 		return d.tooManyBad(ctx, job, q, res, rowsIn+q.sourceRejects(chain), rowsOut)
 	}
 
@@ -216,7 +219,7 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 
 	res.RowsIn = rowsIn + q.sourceRejects(chain)
 	res.RowsOut = rowsOut
-	res.RowsQuarantined = q.count
+	res.RowsQuarantined = q.rejected()
 	if qa != nil {
 		qa.ExpiresAt = expiry(t, time.Now())
 		res.Artifacts = append(res.Artifacts, *qa)
@@ -333,11 +336,23 @@ type quarantine struct {
 	create         func(ctx context.Context, home, id, rel string, schema *data.Schema) (*artifact.Writer, error)
 	w              *artifact.Writer
 	batch          *data.Batch
-	count          int64
+
+	mu    sync.Mutex // Reject is called from the reader and the steps
+	count int64
 }
 
-// Reject implements data.Quarantine.
+// rejected is the number of records quarantined so far.
+func (q *quarantine) rejected() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.count
+}
+
+// Reject implements data.Quarantine. The source (reading ahead in its own
+// goroutine) and the steps reject concurrently.
 func (q *quarantine) Reject(ctx context.Context, r data.Reject) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.w == nil {
 		w, err := q.create(ctx, q.home, q.id, q.path, quarantineSchema)
 		if err != nil {
@@ -376,9 +391,9 @@ func (q *quarantine) flush(ctx context.Context) error {
 // batch (by the source itself): all rejects minus the transform's.
 func (q *quarantine) sourceRejects(chain *transform.Chain) int64 {
 	if chain == nil {
-		return q.count
+		return q.rejected()
 	}
-	return q.count - chain.Stats().Quarantined
+	return q.rejected() - chain.Stats().Quarantined
 }
 
 func (q *quarantine) commit(ctx context.Context, job *Job) (*store.Artifact, error) {

@@ -85,8 +85,8 @@ func badLimitMsg(t *pipeline.Task, bad, rowsIn int64) string {
 // failure is permanent: the same input gives the same rejects.
 func (d *Data) tooManyBad(ctx context.Context, job *Job, q *quarantine, res Result, rowsIn, rowsOut int64) (Result, error) {
 	t := job.Task
-	msg := badLimitMsg(t, q.count, rowsIn)
-	res.RowsIn, res.RowsOut, res.RowsQuarantined = rowsIn, rowsOut, q.count
+	msg := badLimitMsg(t, q.rejected(), rowsIn)
+	res.RowsIn, res.RowsOut, res.RowsQuarantined = rowsIn, rowsOut, q.rejected()
 	qa, err := q.commit(ctx, job)
 	if err != nil {
 		return res, fmt.Errorf("task %s: %s; writing quarantine: %w", t.Name, msg, err)

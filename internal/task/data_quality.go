@@ -89,7 +89,7 @@ func recordQuality(ctx context.Context, job *Job, chain *transform.Chain, q *qua
 			names[i] = fmt.Sprintf("%s (%s)", r.Name, r.Detail)
 		}
 	}
-	res.RowsIn, res.RowsOut, res.RowsQuarantined = rowsIn, rowsOut, q.count
+	res.RowsIn, res.RowsOut, res.RowsQuarantined = rowsIn, rowsOut, q.rejected()
 	qa, err := q.commit(ctx, job)
 	if err != nil {
 		return fmt.Errorf("task %s: writing quarantine: %w", t.Name, err)
