@@ -6,6 +6,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
 	_ "modernc.org/sqlite"
 )
 
@@ -928,4 +930,451 @@ func TestAuditTrail(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "event 2") {
 		t.Fatalf("audit verify after tampering: want exit 1 naming event 2: %s", r)
 	}
+}
+
+// auditEvents returns the audit log of home filtered by action.
+func auditEvents(t *testing.T, home, action string) []struct {
+	Actor    string `json:"actor"`
+	Resource string `json:"resource"`
+	Outcome  string `json:"outcome"`
+	Reason   string `json:"reason"`
+} {
+	t.Helper()
+	// Read the records themselves: once access control is on, 'sluice
+	// audit log' needs a signed-in security engineer, and these checks are
+	// about what was recorded, whoever is signed in.
+	db, err := sql.Open("sqlite", filepath.Join(home, "sluice.db")+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT event FROM audit_events WHERE action = ? ORDER BY seq", action)
+	if err != nil {
+		t.Fatalf("reading audit events %s: %v", action, err)
+	}
+	defer rows.Close()
+	var evs []struct {
+		Actor    string `json:"actor"`
+		Resource string `json:"resource"`
+		Outcome  string `json:"outcome"`
+		Reason   string `json:"reason"`
+	}
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		var ev struct {
+			Actor    string `json:"actor"`
+			Resource string `json:"resource"`
+			Outcome  string `json:"outcome"`
+			Reason   string `json:"reason"`
+		}
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			t.Fatalf("audit event %s: %v", raw, err)
+		}
+		evs = append(evs, ev)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+// TestIdentityLifecycle follows an installation from bootstrap mode through
+// 'sluice init', a forced password change, MFA enrolment of the security
+// engineer, a data engineer's audited secret, and a narrow API token.
+func TestIdentityLifecycle(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	home := filepath.Join(dir, "state")
+	// Each person signs in from their own configuration directory, as
+	// from their own account; SLUICE_TOKEN is cleared unless given.
+	as := func(who string) []string {
+		return []string{"SLUICE_CONFIG_DIR=" + filepath.Join(dir, "config-"+who), "SLUICE_TOKEN="}
+	}
+	run := func(who, stdin string, args ...string) result {
+		t.Helper()
+		return sluiceIn(t, home, stdin, as(who), args...)
+	}
+	must := func(r result, what string) result {
+		t.Helper()
+		if r.code != 0 {
+			t.Fatalf("%s: %s", what, r)
+		}
+		return r
+	}
+
+	// Bootstrap mode: no users, the local operator may act.
+	must(run("op", "a-long-enough-secret-value", "secret", "set", "boot_dsn"), "secret set in bootstrap mode")
+	var who struct {
+		Actor     string `json:"actor"`
+		Bootstrap bool   `json:"bootstrap"`
+		MFA       bool   `json:"mfa"`
+	}
+	if err := json.Unmarshal([]byte(must(run("op", "", "whoami", "--output", "json"), "whoami").stdout), &who); err != nil {
+		t.Fatal(err)
+	}
+	if !who.Bootstrap || !strings.HasPrefix(who.Actor, "local:") {
+		t.Fatalf("whoami before init: got %+v, want the local operator in bootstrap mode", who)
+	}
+
+	// init prints each password once, and only the first time.
+	var initOut struct {
+		Users []struct{ Username, Password string } `json:"users"`
+	}
+	r := must(run("op", "", "init", "--admin", "alice", "--admin", "bob", "--output", "json"), "init")
+	if err := json.Unmarshal([]byte(r.stdout), &initOut); err != nil || len(initOut.Users) != 2 || len(initOut.Users[0].Password) < 20 {
+		t.Fatalf("init output: %v\n%s", err, r)
+	}
+	alicePW := initOut.Users[0].Password
+	if r := run("op", "", "init", "--admin", "mallory"); r.code != 1 || strings.Contains(r.stdout, "password") {
+		t.Fatalf("second init: want exit 1 and no password: %s", r)
+	}
+
+	// Before login every command is refused, even for the host's operator.
+	for _, args := range [][]string{{"secret", "set", "x"}, {"runs"}, {"key", "list"}, {"user", "list"}} {
+		if r := run("op", "another-long-secret-value", args...); r.code != 1 || !strings.Contains(r.stderr, "sluice login") {
+			t.Errorf("sluice %v before login: want exit 1 asking to sign in: %s", args, r)
+		}
+	}
+
+	// A wrong password fails and is audited.
+	if r := run("alice", "not-the-password\n", "login", "alice"); r.code != 1 || !strings.Contains(r.stderr, "invalid credentials") {
+		t.Fatalf("login with a wrong password: %s", r)
+	}
+	failed := false
+	for _, ev := range auditEvents(t, home, "auth.login") {
+		failed = failed || (ev.Outcome == "failure" && ev.Resource == "user:alice" && ev.Reason == "bad_password")
+	}
+	if !failed {
+		t.Fatal("no failed auth.login for user:alice in the audit log")
+	}
+
+	// First login: the password must be changed, then the security
+	// engineer must enrol an authenticator before a session is saved.
+	newPW := "correct horse battery staple 42"
+	r = run("alice", alicePW+"\n"+newPW+"\n", "login", "alice")
+	if r.code != 1 || !strings.Contains(r.stderr, "--code") {
+		t.Fatalf("first login without a TOTP code: want exit 1 asking to confirm the enrolment: %s", r)
+	}
+	m := regexp.MustCompile(`otpauth://\S+`).FindString(r.stdout)
+	u, err := url.Parse(m)
+	if err != nil || u.Query().Get("secret") == "" {
+		t.Fatalf("no otpauth URI in the enrolment output: %v\n%s", err, r)
+	}
+	if r := run("alice", newPW+"\n", "whoami"); r.code != 1 {
+		t.Fatalf("whoami with no session saved: %s", r)
+	}
+	code, err := totp.GenerateCode(u.Query().Get("secret"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(run("alice", newPW+"\n", "login", "alice", "--code", code), "login confirming the TOTP enrolment")
+	if err := json.Unmarshal([]byte(must(run("alice", "", "whoami", "--output", "json"), "whoami").stdout), &who); err != nil {
+		t.Fatal(err)
+	}
+	if who.Actor != "user:alice" || !who.MFA || who.Bootstrap {
+		t.Fatalf("whoami after login: got %+v, want user:alice with MFA", who)
+	}
+
+	// alice adds a data engineer, who signs in (no MFA needed) and sets a
+	// secret; the record names them.
+	var added struct{ Password string }
+	if err := json.Unmarshal([]byte(must(run("alice", "", "user", "add", "carol", "--output", "json"), "user add").stdout), &added); err != nil {
+		t.Fatal(err)
+	}
+	must(run("alice", "", "binding", "grant", "carol", "data-engineer", "--reason", "pipelines"), "binding grant")
+	carolPW := "a fresh passphrase 7 for pipelines"
+	must(run("carol", added.Password+"\n"+carolPW+"\n", "login", "carol"), "carol's first login")
+	if r := run("alice", "a-long-enough-secret-value", "secret", "set", "crm_dsn"); r.code != 1 || !strings.Contains(r.stderr, "secret.write") {
+		t.Fatalf("secret set by a security engineer: want a denial: %s", r)
+	}
+	must(run("carol", "a-long-enough-secret-value", "secret", "set", "crm_dsn"), "secret set by carol")
+	sets := auditEvents(t, home, "secret.set")
+	if len(sets) != 2 || sets[1].Actor != "user:carol" || sets[1].Outcome != "success" {
+		t.Fatalf("secret.set records: got %+v, want the last by user:carol", sets)
+	}
+
+	// A token scoped to run.read is refused secret.write, and that is audited.
+	var tok struct{ Token string }
+	r = must(run("carol", "", "token", "create", "--name", "ci", "--expires", "1d", "--scope", "run.read", "--output", "json"), "token create")
+	if err := json.Unmarshal([]byte(r.stdout), &tok); err != nil || tok.Token == "" {
+		t.Fatalf("token create output: %v\n%s", err, r)
+	}
+	withToken := []string{"SLUICE_CONFIG_DIR=" + filepath.Join(dir, "config-ci"), "SLUICE_TOKEN=" + tok.Token}
+	if r := sluiceIn(t, home, "", withToken, "runs"); r.code != 0 {
+		t.Fatalf("runs with a run.read token: %s", r)
+	}
+	r = sluiceIn(t, home, "another-long-secret-value", withToken, "secret", "set", "crm_dsn")
+	if r.code != 1 || !strings.Contains(r.stderr, "token scope does not include secret.write") {
+		t.Fatalf("secret set with a run.read token: want a denial naming the scope: %s", r)
+	}
+	denied := false
+	for _, ev := range auditEvents(t, home, "access.decide") {
+		denied = denied || (ev.Actor == "user:carol" && ev.Outcome == "denied" && strings.Contains(ev.Reason, "token scope"))
+	}
+	if !denied {
+		t.Fatal("the token's denial is not in the audit log")
+	}
+
+	// Signing out ends the session; the chain is intact throughout.
+	must(run("carol", "", "logout"), "logout")
+	if r := run("carol", "", "whoami"); r.code != 1 {
+		t.Fatalf("whoami after logout: %s", r)
+	}
+	if r := sluice(t, home, "audit", "verify"); r.code != 1 {
+		t.Fatalf("audit verify without signing in: want a refusal: %s", r)
+	}
+	must(run("alice", "", "audit", "verify"), "audit verify")
+}
+
+// TestAccessCommands follows the people of an installation through the
+// access commands: two security engineers from 'sluice init', two data
+// engineers who push and approve each other's pipeline versions, an
+// analyst who may not push, a privileged role granted only on a request
+// approved by the other security engineer, a grant refused under a
+// segregation-of-duties rule, and an access review.
+func TestAccessCommands(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	home := filepath.Join(dir, "state")
+	run := func(who, stdin string, args ...string) result {
+		t.Helper()
+		env := []string{"SLUICE_CONFIG_DIR=" + filepath.Join(dir, "config-"+who), "SLUICE_TOKEN="}
+		return sluiceIn(t, home, stdin, env, args...)
+	}
+	must := func(r result, what string) result {
+		t.Helper()
+		if r.code != 0 {
+			t.Fatalf("%s: %s", what, r)
+		}
+		return r
+	}
+	decode := func(r result, v any) {
+		t.Helper()
+		if err := json.Unmarshal([]byte(r.stdout), v); err != nil {
+			t.Fatalf("decoding the output: %v\n%s", err, r)
+		}
+	}
+	refused := func(r result, what string, want ...string) {
+		t.Helper()
+		if r.code != 1 {
+			t.Fatalf("%s: want exit 1: %s", what, r)
+		}
+		for _, w := range want {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("%s: stderr does not say %q: %s", what, w, r)
+			}
+		}
+	}
+
+	// Before 'sluice init' there are no people: only the role list works.
+	if r := must(run("op", "", "role", "list"), "role list in bootstrap mode"); !strings.Contains(r.stdout, "security-engineer") {
+		t.Errorf("role list in bootstrap mode: %s", r)
+	}
+	refused(run("op", "", "binding", "list"), "binding list in bootstrap mode", "sluice init")
+
+	// Two security engineers sign in, enrolling their authenticators.
+	var initOut struct {
+		Users []struct{ Username, Password string } `json:"users"`
+	}
+	decode(must(run("op", "", "init", "--admin", "alice", "--admin", "bob", "--output", "json"), "init"), &initOut)
+	for i, u := range initOut.Users {
+		pw := fmt.Sprintf("a passphrase %d for the security desk", i)
+		r := run(u.Username, u.Password+"\n"+pw+"\n", "login", u.Username)
+		uri, err := url.Parse(regexp.MustCompile(`otpauth://\S+`).FindString(r.stdout))
+		if err != nil || uri.Query().Get("secret") == "" {
+			t.Fatalf("login %s: no otpauth URI: %v\n%s", u.Username, err, r)
+		}
+		code, err := totp.GenerateCode(uri.Query().Get("secret"), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		must(run(u.Username, pw+"\n", "login", u.Username, "--code", code), "login "+u.Username+" with MFA")
+	}
+
+	// alice adds the others and grants the non-privileged roles directly.
+	for i, p := range []struct{ user, role string }{
+		{"dave", "data-engineer"}, {"erin", "data-engineer"}, {"ann", "data-analyst"}, {"carl", ""},
+	} {
+		var added struct{ Password string }
+		decode(must(run("alice", "", "user", "add", p.user, "--output", "json"), "user add "+p.user), &added)
+		if p.role != "" {
+			r := must(run("alice", "", "binding", "grant", p.user, p.role, "--namespace", "crm", "--output", "json"), "grant "+p.role)
+			var b struct {
+				GrantedBy string `json:"granted_by"`
+				Role      string `json:"role"`
+				Namespace string `json:"namespace"`
+			}
+			decode(r, &b)
+			if b.GrantedBy != "alice" || b.Role != p.role || b.Namespace != "crm" {
+				t.Fatalf("binding grant %s %s: got %+v", p.user, p.role, b)
+			}
+		}
+		must(run(p.user, added.Password+"\n"+fmt.Sprintf("the new passphrase number %d\n", i), "login", p.user), "login "+p.user)
+	}
+
+	// dave pushes two versions of a pipeline; each is validated first.
+	src := t.TempDir()
+	bad := writeFile(t, src, "bad.yaml", "pipeline: orders\nnamespace: crm\ntasks:\n  a:\n    shel: [\"true\"]\n")
+	refused(run("dave", "", "pipeline", "push", bad), "push of an invalid file", "bad.yaml")
+	v1 := "pipeline: orders\nnamespace: crm\ntasks:\n  a:\n    shell: [\"true\"]\n"
+	file := writeFile(t, src, "orders.yaml", v1)
+	must(run("dave", "", "pipeline", "push", file), "push v1")
+	v2 := strings.Replace(v1, `["true"]`, `["echo", "two"]`, 1)
+	writeFile(t, src, "orders.yaml", v2)
+	r := must(run("dave", "", "pipeline", "push", file), "push v2")
+	sum := sha256.Sum256([]byte(v2))
+	for _, want := range []string{"crm/orders@2", "version 2", hex.EncodeToString(sum[:]), `-    shell: ["true"]`, `+    shell: ["echo", "two"]`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("push v2 output lacks %q:\n%s", want, r)
+		}
+	}
+	if r := must(run("dave", "", "pipeline", "push", file), "push again"); !strings.Contains(r.stdout, "unchanged") {
+		t.Errorf("pushing the same content again: want it reported unchanged: %s", r)
+	}
+
+	// The author may not approve; a second data engineer may.
+	refused(run("dave", "", "pipeline", "approve", "crm/orders", "2"), "dave approving his own version",
+		"sod.self-approve-version", "dave is the author")
+	must(run("erin", "", "pipeline", "approve", "crm/orders", "2"), "erin approving dave's version")
+	var versions []struct {
+		Version  int    `json:"version"`
+		Author   string `json:"author"`
+		Approver string `json:"approver"`
+	}
+	decode(must(run("erin", "", "pipeline", "versions", "crm/orders", "--output", "json"), "versions"), &versions)
+	if got := fmt.Sprint(versions); got != "[{1 dave } {2 dave erin}]" {
+		t.Errorf("pipeline versions: got %s, want v1 unapproved and v2 approved by erin", got)
+	}
+	if r := must(run("erin", "", "pipeline", "diff", "crm/orders", "1", "2"), "diff"); !strings.Contains(r.stdout, `+    shell: ["echo", "two"]`) {
+		t.Errorf("pipeline diff 1 2: %s", r)
+	}
+	if r := must(run("erin", "", "pipeline", "diff", "crm/orders", "2", "1"), "diff backwards"); !strings.Contains(r.stdout, `+    shell: ["true"]`) ||
+		!strings.Contains(r.stdout, `-    shell: ["echo", "two"]`) {
+		t.Errorf("pipeline diff 2 1: %s", r)
+	}
+	refused(run("erin", "", "pipeline", "diff", "crm/orders", "1", "9"), "diff with a missing version", "no version 9")
+
+	// The analyst may not push; the denial is in the audit log.
+	refused(run("ann", "", "pipeline", "push", file), "ann pushing", "no binding grants pipeline.write in namespace crm")
+	var events []struct {
+		Actor, Resource, Outcome, Reason string
+		Details                          map[string]string
+	}
+	decode(must(run("alice", "", "audit", "log", "--action", "access.decide", "--output", "json"), "audit log"), &events)
+	denied := false
+	for _, ev := range events {
+		denied = denied || (ev.Actor == "user:ann" && ev.Outcome == "denied" && ev.Details["permission"] == "pipeline.write")
+	}
+	if !denied {
+		t.Errorf("ann's denied pipeline.write is not in the audit log: %+v", events)
+	}
+
+	// A privileged role: no direct grant; a request by alice, refused to
+	// alice's own approval, approved by bob.
+	must(run("alice", "", "role", "create", "raw-reader", "--permission", "dataset.read_raw"), "role create")
+	var roles []struct {
+		Name       string `json:"name"`
+		BuiltIn    bool   `json:"built_in"`
+		Privileged bool   `json:"privileged"`
+	}
+	decode(must(run("dave", "", "role", "list", "--output", "json"), "role list"), &roles)
+	if len(roles) != 7 || roles[6].Name != "raw-reader" || roles[6].BuiltIn || !roles[6].Privileged {
+		t.Errorf("role list: got %+v, want the six built-in roles and the privileged custom raw-reader", roles)
+	}
+	refused(run("alice", "", "binding", "grant", "carl", "raw-reader"), "direct grant of a privileged role",
+		"sod.two-person", "sluice access request raw-reader --for carl")
+	var req struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+	}
+	decode(must(run("alice", "", "access", "request", "raw-reader", "--for", "carl", "--namespace", "crm",
+		"--expires", "10d", "--reason", "incident 42", "--output", "json"), "access request"), &req)
+	refused(run("alice", "", "access", "approve", req.ID), "the requester approving", "sod.two-person")
+	var pending []struct{ ID, Requester string }
+	decode(must(run("bob", "", "access", "requests", "--output", "json"), "access requests"), &pending)
+	if len(pending) != 1 || pending[0].ID != req.ID || pending[0].Requester != "alice" {
+		t.Fatalf("pending requests: got %+v, want %s by alice", pending, req.ID)
+	}
+	var granted struct {
+		ID        string `json:"id"`
+		GrantedBy string `json:"granted_by"`
+		RequestID string `json:"request_id"`
+	}
+	decode(must(run("bob", "", "access", "approve", req.ID, "--output", "json"), "bob approving"), &granted)
+	if granted.GrantedBy != "bob" || granted.RequestID != req.ID {
+		t.Errorf("approved binding: got %+v", granted)
+	}
+
+	// A security engineer cannot be made a data engineer.
+	refused(run("alice", "", "binding", "grant", "bob", "data-engineer"), "data-engineer for a security engineer",
+		"sod.security-pipeline-write")
+	refused(run("bob", "", "access", "request", "data-engineer", "--for", "alice", "--reason", "x"),
+		"requesting data-engineer for a security engineer", "sod.security-pipeline-write")
+
+	// A conflict reached through a group is granted (the group's grant
+	// cannot see it) but flagged in the review.
+	must(run("alice", "", "user", "add", "sam", "--group", "ops"), "user add sam")
+	decode(must(run("alice", "", "access", "request", "security-engineer", "--for", "sam", "--reason", "on call",
+		"--output", "json"), "request for sam"), &req)
+	must(run("bob", "", "access", "approve", req.ID), "approving sam")
+	must(run("alice", "", "binding", "grant", "--group", "ops", "data-analyst"), "group grant")
+
+	// The review lists every binding with its flags, then records verdicts.
+	var items []struct {
+		ID         string     `json:"id"`
+		Subject    string     `json:"subject"`
+		Role       string     `json:"role"`
+		GrantedBy  string     `json:"granted_by"`
+		LastUsedAt *time.Time `json:"last_used_at"`
+		ExpiresAt  *time.Time `json:"expires_at"`
+		Flags      []string   `json:"flags"`
+	}
+	decode(must(run("alice", "", "access", "review", "--output", "json"), "access review"), &items)
+	got := map[string]string{}
+	ids := map[string]string{}
+	for _, it := range items {
+		got[it.Subject+" "+it.Role] = it.GrantedBy + " " + strings.Join(it.Flags, ",")
+		ids[it.Subject] = it.ID
+		if it.Subject == "dave" && it.LastUsedAt == nil {
+			t.Errorf("dave's binding has no last use after his pushes")
+		}
+		if it.Subject == "carl" && it.ExpiresAt == nil {
+			t.Errorf("carl's binding has no expiry")
+		}
+	}
+	want := map[string]string{
+		"alice security-engineer": "bootstrap ",
+		"bob security-engineer":   "bootstrap ",
+		"dave data-engineer":      "alice ",
+		"erin data-engineer":      "alice ",
+		"ann data-analyst":        "alice ",
+		"carl raw-reader":         "bob expiring,privileged-without-mfa",
+		"sam security-engineer":   "bob sod-conflict,privileged-without-mfa",
+		"ops data-analyst":        "alice ",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("review:\n got %v\nwant %v", got, want)
+	}
+	if r := must(run("alice", "", "access", "review"), "review table"); !strings.Contains(r.stdout, "sod-conflict,privileged-without-mfa (sod.security-data-read)") {
+		t.Errorf("review table lacks the flags: %s", r)
+	}
+	refused(run("alice", "", "access", "review", "--confirm", ids["alice"]), "confirming one's own binding", "sod.self-review")
+	must(run("alice", "", "access", "review", "--confirm", ids["dave"], "--revoke", ids["carl"]), "record review")
+	var left []struct{ Subject string }
+	decode(must(run("bob", "", "binding", "list", "--output", "json"), "binding list"), &left)
+	for _, b := range left {
+		if b.Subject == "carl" {
+			t.Errorf("carl's binding survived its revocation in the review")
+		}
+	}
+	if len(left) != 7 {
+		t.Errorf("binding list after the review: got %d bindings, want 7", len(left))
+	}
+	refused(run("dave", "", "namespace", "protect", "crm"), "a data engineer protecting a namespace", "namespace.protect")
+	must(run("alice", "", "namespace", "protect", "crm"), "namespace protect")
+	must(run("alice", "", "namespace", "unprotect", "crm"), "namespace unprotect")
+	must(run("alice", "", "audit", "verify"), "audit verify")
 }

@@ -161,6 +161,7 @@ run.control          .    .    .    X    .    .
 log.read             .    X    .    X    .    .
 dataset.read_masked  .    X    X    .    .    .
 dataset.read_raw     .    .    .    .    .    .
+dataset.erase        .    .    .    .    X    .
 secret.write         .    X    .    .    .    .
 connection.manage    X    .    .    .    .    .
 worker.manage        X    .    .    .    .    .

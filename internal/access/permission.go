@@ -59,6 +59,7 @@ const (
 	LogRead           Permission = "log.read"
 	DatasetReadMasked Permission = "dataset.read_masked"
 	DatasetReadRaw    Permission = "dataset.read_raw"
+	DatasetErase      Permission = "dataset.erase"
 	SecretWrite       Permission = "secret.write"
 	ConnectionManage  Permission = "connection.manage"
 	WorkerManage      Permission = "worker.manage"
@@ -101,6 +102,7 @@ var permissionTable = [...]PermissionInfo{
 	{LogRead, ResLog, false, "read task logs (redacted)"},
 	{DatasetReadMasked, ResDataset, false, "read datasets with PII masked by policy"},
 	{DatasetReadRaw, ResDataset, true, "read datasets unmasked, PII included"},
+	{DatasetErase, ResDataset, true, "erase a data subject: destroy their key and remove their rows (reads nothing)"},
 	{SecretWrite, ResSecret, false, "set and delete secrets (never read them back)"},
 	{ConnectionManage, ResConnection, true, "define connections to external systems"},
 	{WorkerManage, ResWorker, true, "register, drain and remove workers"},
@@ -238,7 +240,7 @@ var builtinRoles = [...]builtinRole{
 		setOf(PipelineRead, RunRead, RunTrigger, RunControl, LogRead, IncidentManage)},
 	{RoleSecurityEngineer, "users, roles, bindings, MFA policy, audit log, alert rules, scans, incidents, revocation",
 		setOf(UserManage, MFAManage, RoleManage, BindingRequest, BindingApprove, BindingRevoke, NamespaceProtect,
-			AuditRead, AuditExport, AlertManage, ScanRun, IncidentManage)},
+			AuditRead, AuditExport, AlertManage, ScanRun, IncidentManage, DatasetErase)},
 	{RoleViewer, "reads pipelines and runs", setOf(PipelineRead, RunRead)},
 }
 

@@ -11,12 +11,16 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sluicehq/sluice/internal/access"
+	"github.com/sluicehq/sluice/internal/audit"
+	"github.com/sluicehq/sluice/internal/auth"
 	"github.com/sluicehq/sluice/internal/clock"
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/data"
 	_ "github.com/sluicehq/sluice/internal/data/builtin" // the built-in connectors
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/keys"
+	"github.com/sluicehq/sluice/internal/monitor"
 	"github.com/sluicehq/sluice/internal/pipeline"
 	"github.com/sluicehq/sluice/internal/secrets"
 	"github.com/sluicehq/sluice/internal/store"
@@ -35,6 +39,9 @@ type Options struct {
 	Observer func(engine.Event)
 	// Getenv reads the environment (SLUICE_KEK); default os.Getenv.
 	Getenv func(string) string
+	// AuditSource is the entry point named in the audit records the
+	// identity and access services write; default audit.SourceCLI.
+	AuditSource audit.Source
 }
 
 // App is an opened sluice: the store and the engine over it.
@@ -47,6 +54,14 @@ type App struct {
 	Redactor   *secrets.Redactor
 	Engine     *engine.Engine
 	Connectors *data.Registry
+	// Auth is the identity service (users, passwords, MFA, tokens,
+	// sessions); its events go to the audit log.
+	Auth *auth.Service
+	// Access decides what a user may do; bindings name users by username.
+	Access *access.Service
+	// Metrics is the process's metric registry; the engine's events feed
+	// it, and `sluice server` serves it on /metrics.
+	Metrics *monitor.Metrics
 	// KEKCreated is the path of the key-encryption keyset when this Open
 	// created it, so the caller can tell the operator to back it up.
 	KEKCreated string
@@ -93,11 +108,12 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	kr := keys.New(db, kek, keys.Options{})
 	svc := secrets.NewService(db, kr, redactor, clock.Real{})
 	connectors := data.Builtin
+	metrics := monitor.NewMetrics()
 	eng, err := engine.New(engine.Options{
 		Store:    db,
 		StateDir: home,
 		Logger:   logger,
-		Observer: opts.Observer,
+		Observer: observeMetrics(metrics, opts.Observer),
 		Logs:     kr,
 		Secrets:  svc.Resolve,
 		Redact:   redactor,
@@ -111,9 +127,18 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		db.Close()
 		return nil, fmt.Errorf("starting engine: %w", err)
 	}
+	source := opts.AuditSource
+	if source == "" {
+		source = audit.SourceCLI
+	}
+	au, ac, err := openIdentity(ctx, db, kr, source)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &App{
 		Config: cfg, Logger: logger, Store: db, Keys: kr, Secrets: svc, Redactor: redactor,
-		Engine: eng, Connectors: connectors, KEKCreated: created,
+		Engine: eng, Connectors: connectors, Auth: au, Access: ac, Metrics: metrics, KEKCreated: created,
 	}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/internal/access"
 	"github.com/sluicehq/sluice/internal/app"
 	"github.com/sluicehq/sluice/internal/audit"
 	"github.com/sluicehq/sluice/internal/data/fileio"
@@ -85,6 +86,9 @@ func auditLogCommand(e *env) *cobra.Command {
 				return exitWith(ExitUsage, fmt.Errorf("--limit %d: must not be negative", f.Limit))
 			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+				if _, err := e.signedIn(ctx, ap, access.AuditRead, access.Resource{Type: access.ResAudit, Name: "log"}); err != nil {
+					return err
+				}
 				entries, err := audit.List(ctx, ap.Store, f)
 				if err != nil {
 					return exitWith(ExitFailure, err)
@@ -127,6 +131,9 @@ func auditVerifyCommand(e *env) *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+				if _, err := e.signedIn(ctx, ap, access.AuditRead, access.Resource{Type: access.ResAudit, Name: "log"}); err != nil {
+					return err
+				}
 				rep, err := audit.NewCheckpointer(ap.Store, ap.Keys, audit.CheckpointOptions{}).Verify(ctx)
 				if err != nil {
 					return err
@@ -170,6 +177,9 @@ func auditExportCommand(e *env) *cobra.Command {
 				return exitWith(ExitUsage, fmt.Errorf("--format: %q is not one of %s, %s", format, audit.FormatJSONL, audit.FormatOCSF))
 			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+				if _, err := e.signedIn(ctx, ap, access.AuditExport, access.Resource{Type: access.ResAudit, Name: "log"}); err != nil {
+					return err
+				}
 				if out == "" {
 					_, err := audit.Export(ctx, ap.Store, e.stdout, format, store.AuditFilter{})
 					return err
@@ -204,6 +214,9 @@ func auditCheckpointCommand(e *env) *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+				if _, err := e.signedIn(ctx, ap, access.AuditExport, access.Resource{Type: access.ResAudit, Name: "log"}); err != nil {
+					return err
+				}
 				c, err := audit.NewCheckpointer(ap.Store, ap.Keys, audit.CheckpointOptions{}).Checkpoint(ctx)
 				if errors.Is(err, audit.ErrEmptyLog) {
 					return exitWith(ExitFailure, err)

@@ -123,7 +123,11 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		auditCommand(e),
 		piiCommand(e),
 		detokenizeCommand(e), eraseCommand(e), janitorCommand(e),
+		roleCommand(e), bindingCommand(e), accessCommand(e), pipelineCommand(e), namespaceCommand(e),
 		versionCommand(e),
+		triggerCommand(e), backfillCommand(e), scheduleCommand(e),
+		serverCommand(e),
+		initCommand(e), loginCommand(e), logoutCommand(e), whoamiCommand(e), userCommand(e), tokenCommand(e),
 	)
 
 	err := root.ExecuteContext(ctx)

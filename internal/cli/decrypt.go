@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/internal/access"
 	"github.com/sluicehq/sluice/internal/app"
 	"github.com/sluicehq/sluice/internal/data"
 	"github.com/sluicehq/sluice/internal/data/fileio"
@@ -41,7 +42,13 @@ is left behind.`,
 				if err != nil {
 					return exitWith(ExitFailure, fmt.Errorf("decrypting %s: %w", a[0], err))
 				}
-				if err := auditFirst(ctx, ap, cliEvent(e, "data.decrypt", "file:"+abs, nil)); err != nil {
+				who, err := e.signedIn(ctx, ap, access.DatasetReadRaw, access.Resource{Type: access.ResDataset, Name: abs})
+				if err != nil {
+					return err
+				}
+				ev := cliEvent(e, "data.decrypt", "file:"+abs, nil)
+				who.stamp(&ev)
+				if err := auditFirst(ctx, ap, ev); err != nil {
 					return err
 				}
 				plain, err := ap.Keys.DecryptReader(ctx, in, []byte(data.EncryptedFileAAD))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/internal/access"
 	"github.com/sluicehq/sluice/internal/app"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/store"
@@ -197,12 +198,19 @@ func runsCommand(e *env) *cobra.Command {
 				f.States = []store.RunState{s}
 			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, a *app.App, _ *progress) error {
+				who, err := e.principal(ctx, a)
+				if err != nil {
+					return err
+				}
 				runs, err := a.Store.ListRuns(ctx, f)
 				if err != nil {
 					return err
 				}
 				views := make([]runView, 0, len(runs))
 				for _, r := range runs {
+					if !mayRead(ctx, a, who, access.RunRead, access.Resource{Type: access.ResRun, Namespace: r.Namespace, Name: r.ID}) {
+						continue // runs are listed only where the caller may read them
+					}
 					v := viewRun(r)
 					if !r.State.Done() && !a.Engine.Active(r) {
 						v.State = r.State + " (interrupted)"
@@ -241,6 +249,9 @@ func showCommand(e *env) *cobra.Command {
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+				if _, err := e.signedInForRun(ctx, ap, access.RunRead, a[0]); err != nil {
+					return err
+				}
 				s, err := loadSummary(ctx, ap, a[0])
 				if err != nil {
 					return err
@@ -301,6 +312,9 @@ func logsCommand(e *env) *cobra.Command {
 				taskName = a[1]
 			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+				if _, err := e.signedInForRun(ctx, ap, access.LogRead, a[0]); err != nil {
+					return err
+				}
 				if _, err := ap.Store.GetRun(ctx, a[0]); errors.Is(err, store.ErrNotFound) {
 					return exitWith(ExitFailure, fmt.Errorf("no run %q (list them with 'sluice runs')", a[0]))
 				} else if err != nil {

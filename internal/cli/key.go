@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/internal/access"
 	"github.com/sluicehq/sluice/internal/app"
 	"github.com/sluicehq/sluice/internal/keys"
 )
@@ -44,6 +45,9 @@ func keyListCommand(e *env) *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(cmd.Context(), e, func(ctx context.Context, a *app.App, _ *progress) error {
+				if _, err := e.signedIn(ctx, a, access.KeyManage, access.Resource{Type: access.ResKey, Name: "kek"}); err != nil {
+					return err
+				}
 				infos, err := a.Keys.List(ctx)
 				if err != nil {
 					return err
@@ -74,7 +78,12 @@ func keyRotateCommand(e *env) *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(cmd.Context(), e, func(ctx context.Context, a *app.App, _ *progress) error {
+				p, err := e.signedIn(ctx, a, access.KeyManage, access.Resource{Type: access.ResKey, Name: "kek"})
+				if err != nil {
+					return err
+				}
 				ev := cliEvent(e, "key.rotate", "kek", nil)
+				p.stamp(&ev)
 				if err := auditFirst(ctx, a, ev); err != nil {
 					return err
 				}
@@ -101,7 +110,12 @@ func keyRewrapCommand(e *env) *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(cmd.Context(), e, func(ctx context.Context, a *app.App, pr *progress) error {
+				p, err := e.signedIn(ctx, a, access.KeyManage, access.Resource{Type: access.ResKey, Name: "kek"})
+				if err != nil {
+					return err
+				}
 				ev := cliEvent(e, "key.rewrap", "kek", nil)
+				p.stamp(&ev)
 				if err := auditFirst(ctx, a, ev); err != nil {
 					return err
 				}
@@ -131,7 +145,12 @@ func keyRetireCommand(e *env) *cobra.Command {
 				return exitWith(ExitUsage, fmt.Errorf("KEY_ID: %q is not a key id (see 'sluice key list')", a[0]))
 			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+				p, err := e.signedIn(ctx, ap, access.KeyManage, access.Resource{Type: access.ResKey, Name: "kek"})
+				if err != nil {
+					return err
+				}
 				ev := cliEvent(e, "key.retire", fmt.Sprintf("kek:%d", id), nil)
+				p.stamp(&ev)
 				if err := auditFirst(ctx, ap, ev); err != nil {
 					return err
 				}

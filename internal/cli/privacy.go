@@ -5,31 +5,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/user"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/internal/access"
 	"github.com/sluicehq/sluice/internal/app"
 	"github.com/sluicehq/sluice/internal/audit"
 	"github.com/sluicehq/sluice/internal/privacy"
 	"github.com/sluicehq/sluice/internal/store"
 )
 
-// localActor names the operator of this host in audit records and erasure
-// evidence.
-func localActor() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return "local:" + u.Username
-	}
-	return "local:unknown"
-}
-
 // recordAudit writes one audit event for a privacy command; the command
 // does nothing (reveals nothing) if it cannot be written.
-func recordAudit(ctx context.Context, st store.Store, action, resource string, details map[string]string) error {
+func recordAudit(ctx context.Context, st store.Store, actor, action, resource string, details map[string]string) error {
 	return audit.Record(ctx, st, audit.Event{
-		Actor: localActor(), Action: action, Resource: resource, Outcome: audit.OutcomeSuccess,
+		Actor: actor, Action: action, Resource: resource, Outcome: audit.OutcomeSuccess,
 		Source: audit.SourceCLI, Details: details,
 	})
 }
@@ -63,11 +54,15 @@ no longer decrypts: its key was destroyed.`,
 				return exitWith(ExitUsage, errors.New("no tokens: give them as arguments or on stdin"))
 			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+				who, err := e.signedIn(ctx, ap, access.DatasetReadRaw, access.Resource{Type: access.ResDataset, Name: "tokens"})
+				if err != nil {
+					return err
+				}
 				tok, err := privacy.NewTokenizer(ctx, ap.Keys)
 				if err != nil {
 					return exitWith(ExitFailure, err)
 				}
-				if err := recordAudit(ctx, ap.Store, "data.detokenize", "",
+				if err := recordAudit(ctx, ap.Store, who.Actor, "data.detokenize", "",
 					map[string]string{"tokens": fmt.Sprint(len(tokens))}); err != nil {
 					return exitWith(ExitFailure, err)
 				}
@@ -133,12 +128,16 @@ hash. Running it again is harmless.`,
 				return exitWith(ExitUsage, errors.New("--subject is required"))
 			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+				who, err := e.signedIn(ctx, ap, access.DatasetErase, access.Resource{Type: access.ResDataset, Name: "subject"})
+				if err != nil {
+					return err
+				}
 				er := &privacy.Eraser{Store: ap.Store, Keys: ap.Keys, StateDir: ap.Config.Home}
-				ev, err := er.Erase(ctx, privacy.EraseRequest{Subject: subject, Columns: columns, Actor: localActor()})
+				ev, err := er.Erase(ctx, privacy.EraseRequest{Subject: subject, Columns: columns, Actor: who.Actor})
 				if err != nil {
 					return exitWith(ExitFailure, err)
 				}
-				if err := recordAudit(ctx, ap.Store, "privacy.erase", "erasure:"+ev.ID, map[string]string{
+				if err := recordAudit(ctx, ap.Store, who.Actor, "privacy.erase", "erasure:"+ev.ID, map[string]string{
 					"keys_destroyed": fmt.Sprint(ev.KeysDestroyed), "artifacts": fmt.Sprint(len(ev.Artifacts)),
 					"rows": fmt.Sprint(ev.Rows),
 				}); err != nil {
@@ -168,10 +167,14 @@ deletion (listed with --output json).`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+				who, err := e.signedIn(ctx, ap, access.SettingsManage, access.Resource{Type: access.ResSettings, Name: "retention"})
+				if err != nil {
+					return err
+				}
 				j := &privacy.Janitor{Store: ap.Store, StateDir: ap.Config.Home}
 				done, err := j.Sweep(ctx)
 				if len(done) > 0 {
-					if aerr := recordAudit(ctx, ap.Store, "data.retention_delete", "",
+					if aerr := recordAudit(ctx, ap.Store, who.Actor, "data.retention_delete", "",
 						map[string]string{"artifacts": fmt.Sprint(len(done))}); aerr != nil {
 						err = errors.Join(err, aerr)
 					}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/internal/access"
 	"github.com/sluicehq/sluice/internal/app"
 	"github.com/sluicehq/sluice/internal/store"
 )
@@ -131,6 +132,9 @@ func qualityCommand(e *env) *cobra.Command {
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+				if _, err := e.signedInForRun(ctx, ap, access.RunRead, a[0]); err != nil {
+					return err
+				}
 				views, err := loadChecks(ctx, ap, a[0])
 				if err != nil {
 					return err

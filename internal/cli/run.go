@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/internal/access"
 	"github.com/sluicehq/sluice/internal/app"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/pipeline"
@@ -52,6 +53,10 @@ start a fresh run anyway with --new.`,
 				if err != nil {
 					return exitWith(ExitFailure, err)
 				}
+				who, err := e.signedIn(ctx, a2, access.RunTrigger, access.Resource{Type: access.ResRun, Namespace: p.Namespace, Name: p.Name})
+				if err != nil {
+					return err
+				}
 				resolved, err := p.ResolveParams(given)
 				if err != nil {
 					return exitWith(ExitUsage, fmt.Errorf("%s: %w", a[0], err))
@@ -74,6 +79,7 @@ start a fresh run anyway with --new.`,
 					}
 				}
 				ev := cliEvent(e, "run.trigger", "pipeline:"+p.Namespace+"/"+p.Name, map[string]string{"logical_date": date})
+				who.stamp(&ev)
 				if err := auditFirst(ctx, a2, ev); err != nil {
 					return err
 				}
@@ -126,7 +132,13 @@ file must be the version the run started with.`,
 						"run %s: %s changed since the run started (version %.12s, now %.12s); restore that version to resume, or start a new run",
 						run.ID, run.PipelineFile, run.PipelineHash, p.Hash))
 				}
-				if err := auditFirst(ctx, a2, cliEvent(e, "run.resume", "run:"+run.ID, nil)); err != nil {
+				who, err := e.signedIn(ctx, a2, access.RunControl, access.Resource{Type: access.ResRun, Namespace: p.Namespace, Name: p.Name})
+				if err != nil {
+					return err
+				}
+				ev := cliEvent(e, "run.resume", "run:"+run.ID, nil)
+				who.stamp(&ev)
+				if err := auditFirst(ctx, a2, ev); err != nil {
 					return err
 				}
 				return execute(ctx, e, a2, pr, p, run)

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/sluicehq/sluice/internal/access"
 	"github.com/sluicehq/sluice/internal/app"
 	"github.com/sluicehq/sluice/internal/audit"
 	"github.com/sluicehq/sluice/internal/pipeline"
@@ -57,9 +58,14 @@ func secretSetCommand(e *env) *cobra.Command {
 			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
 				// The new version and its audit record commit together.
+				p, err := e.signedIn(ctx, ap, access.SecretWrite, access.Resource{Type: access.ResSecret, Name: name})
+				if err != nil {
+					return err
+				}
 				ev := cliEvent(e, "secret.set", "secret:"+name, nil)
+				p.stamp(&ev)
 				svc := secrets.NewService(auditedTx{Store: ap.Store, ev: ev}, ap.Keys, ap.Redactor, nil)
-				s, err := svc.Set(ctx, name, value, actor(e))
+				s, err := svc.Set(ctx, name, value, p.Actor)
 				if err != nil {
 					auditFailed(ctx, e, ap, ev, err)
 					if errors.Is(err, secrets.ErrValueTooShort) || errors.Is(err, secrets.ErrInvalidName) {
@@ -105,7 +111,8 @@ func readSecret(e *env, name string) ([]byte, error) {
 	return v, nil
 }
 
-// actor names who acts, until identities exist: the operating system user.
+// actor names the local operator, who acts in an installation without
+// users (see principal): the operating system user.
 func actor(e *env) string {
 	if u, err := user.Current(); err == nil {
 		return "local:" + u.Username
@@ -120,6 +127,9 @@ func secretListCommand(e *env) *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+				if _, err := e.signedIn(ctx, ap, access.SecretWrite, access.Resource{Type: access.ResSecret}); err != nil {
+					return err
+				}
 				metas, err := ap.Secrets.List(ctx)
 				if err != nil {
 					return err
@@ -158,8 +168,14 @@ func secretRmCommand(e *env) *cobra.Command {
 				if err := secrets.ValidName(a[0]); err != nil {
 					return exitWith(ExitUsage, err)
 				}
+				p, err := e.signedIn(ctx, ap, access.SecretWrite, access.Resource{Type: access.ResSecret, Name: a[0]})
+				if err != nil {
+					return err
+				}
 				// The deletion and its audit record commit together.
-				err := audit.Do(ctx, ap.Store, cliEvent(e, "secret.rm", "secret:"+a[0], nil), func(tx store.Store) error {
+				ev := cliEvent(e, "secret.rm", "secret:"+a[0], nil)
+				p.stamp(&ev)
+				err = audit.Do(ctx, ap.Store, ev, func(tx store.Store) error {
 					return tx.DeleteSecret(ctx, a[0])
 				})
 				auditCheckpoint(ctx, ap)

@@ -42,6 +42,13 @@ type Config struct {
 	// loss; NORMAL survives a process crash (kill -9) but may lose the
 	// last commits on power loss, and is faster.
 	Synchronous string `yaml:"synchronous"`
+	// TLSCert and TLSKey are PEM files holding the certificate (chain)
+	// and private key `sluice server` serves; relative paths are relative
+	// to the working directory. Set both, or neither: then a self-signed
+	// certificate is generated in <home>/tls on first start. SLUICE_TLS_CERT,
+	// SLUICE_TLS_KEY, --tls-cert and --tls-key override them.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 }
 
 // Default returns the secure defaults.
@@ -89,6 +96,12 @@ func Load(home string, getenv func(string) string) (Config, error) {
 	if v := getenv("SLUICE_SYNCHRONOUS"); v != "" {
 		c.Synchronous = v
 	}
+	if v := getenv("SLUICE_TLS_CERT"); v != "" {
+		c.TLSCert = v
+	}
+	if v := getenv("SLUICE_TLS_KEY"); v != "" {
+		c.TLSKey = v
+	}
 	if v := getenv("SLUICE_KILL_GRACE"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -121,6 +134,9 @@ func (c Config) Validate() error {
 	case "FULL", "NORMAL":
 	default:
 		return fmt.Errorf("synchronous: %q is not one of FULL, NORMAL", c.Synchronous)
+	}
+	if (strings.TrimSpace(c.TLSCert) == "") != (strings.TrimSpace(c.TLSKey) == "") {
+		return errors.New("tls_cert, tls_key: set both (certificate and key), or neither for a self-signed certificate")
 	}
 	return nil
 }

@@ -20,8 +20,16 @@ type (
 		Params         []normParam    `json:"params,omitempty"`
 		Defaults       normPolicy     `json:"defaults"`
 		MaxActiveTasks int            `json:"max_active_tasks"`
-		Order          []string       `json:"order"`
-		Tasks          []normTask     `json:"tasks"`
+		// Scheduling appears for scheduled pipelines only.
+		Scheduling *normScheduling `json:"scheduling,omitempty"`
+		Order      []string        `json:"order"`
+		Tasks      []normTask      `json:"tasks"`
+	}
+	normScheduling struct {
+		Catchup       Catchup `json:"catchup"`
+		CatchupLimit  int     `json:"catchup_limit"`
+		MaxActiveRuns int     `json:"max_active_runs"`
+		Deadline      string  `json:"deadline,omitempty"`
 	}
 	normParam struct {
 		Name        string    `json:"name"`
@@ -148,6 +156,12 @@ func Normalize(p *Pipeline) ([]byte, error) {
 		MaxActiveTasks: p.MaxActiveTasks,
 		Order:          []string{},
 		Tasks:          []normTask{},
+	}
+	if p.Schedule != "" {
+		n.Scheduling = &normScheduling{Catchup: p.Scheduling.Catchup, CatchupLimit: p.Scheduling.CatchupLimit, MaxActiveRuns: p.Scheduling.MaxActiveRuns}
+		if p.Scheduling.Deadline > 0 {
+			n.Scheduling.Deadline = p.Scheduling.Deadline.String()
+		}
 	}
 	for _, prm := range p.Params {
 		n.Params = append(n.Params, normParam{Name: prm.Name, Type: prm.Type, Default: prm.Default, Required: prm.Required, Description: prm.Description})

@@ -366,7 +366,7 @@ func (ps *parser) secretRefs(n *yaml.Node, what, s string) {
 	}
 }
 
-var topFields = []string{"pipeline", "namespace", "description", "schedule", "classification", "params", "defaults", "max_active_tasks", "tasks"}
+var topFields = []string{"pipeline", "namespace", "description", "schedule", "classification", "params", "defaults", "max_active_tasks", "tasks", "catchup", "catchup_limit", "max_active_runs", "deadline"}
 
 func (ps *parser) pipeline(src []byte, p *Pipeline) {
 	dec := yaml.NewDecoder(bytes.NewReader(src))
@@ -464,6 +464,7 @@ func (ps *parser) pipeline(src []byte, p *Pipeline) {
 			}
 		}
 	}
+	ps.scheduling(fields, p)
 	ps.tmpl = templateChecker{params: map[string]bool{}}
 	if kv, ok := fields["params"]; ok {
 		ps.params(kv.val, p)

@@ -42,6 +42,9 @@ type Pipeline struct {
 	Params         []Param
 	Defaults       Policy
 	MaxActiveTasks int // 0 means the engine's default
+	// Scheduling is how the scheduler treats Schedule: catch-up, concurrent
+	// runs and the deadline for lateness; defaults applied.
+	Scheduling Scheduling
 	// Tasks in the order the file declares them. Order gives a
 	// topological order.
 	Tasks []*Task

@@ -261,6 +261,7 @@ type Store interface {
 	AuditStore
 	PrivacyStore
 	QualityStore
+	ScheduleStore
 
 	// CreateRun inserts a run in state queued with its task runs pending.
 	// ErrConflict if the id exists.

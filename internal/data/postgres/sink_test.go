@@ -374,6 +374,7 @@ func TestSinkErrors(t *testing.T) {
 	})
 	t.Run("bad value fails the load", func(t *testing.T) {
 		t.Parallel()
+		conn := admin(t) // a pgx.Conn serves one goroutine at a time
 		wide := tableName(t, conn)
 		exec(t, conn, "CREATE TABLE "+wide+" (id int4, name text NOT NULL)")
 		sink := openSink(t, &Config{DSN: testDSN(), Table: wide}, peopleSchema)
@@ -393,6 +394,7 @@ func TestSinkErrors(t *testing.T) {
 	})
 	t.Run("connection killed before commit", func(t *testing.T) {
 		t.Parallel()
+		conn := admin(t) // a pgx.Conn serves one goroutine at a time
 		tbl := peopleTable(t, conn, 2)
 		sink := openSink(t, &Config{DSN: testDSN(), Table: tbl, Mode: ModeReplace}, peopleSchema)
 		defer sink.Abort()

@@ -58,6 +58,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Privacy", func(t *testing.T) { testPrivacy(t, open(t)) })
 	t.Run("Users", func(t *testing.T) { testUsers(t, open(t)) })
 	t.Run("Access", func(t *testing.T) { testAccess(t, open(t)) })
+	t.Run("Schedule", func(t *testing.T) { testSchedule(t, open(t)) })
 }
 
 // at is a fixed instant plus sec seconds: test times are exact to the
