@@ -24,6 +24,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/clock"
@@ -162,7 +163,10 @@ type Service struct {
 	maxAge  time.Duration
 	issuer  string
 	// dummyHash is verified when a login names no account, so that the
-	// answer takes as long as for a real one.
+	// answer takes as long as for a real one. It is made on first need:
+	// hashing costs tens of milliseconds and megabytes, which every
+	// command would otherwise pay at start-up.
+	dummyOnce sync.Once
 	dummyHash string
 	oidc      *oidcClient
 }
@@ -203,14 +207,8 @@ func New(ctx context.Context, st store.Store, kr *keys.Keyring, opts Options) (*
 	if s.issuer == "" {
 		s.issuer = DefaultTOTPIssuer
 	}
-	dummy, err := randomBytes(32)
-	if err != nil {
-		return nil, fmt.Errorf("creating identity service: %w", err)
-	}
-	if s.dummyHash, err = hashPassword(hex.EncodeToString(dummy), s.params); err != nil {
-		return nil, fmt.Errorf("creating identity service: %w", err)
-	}
 	if opts.OIDC != nil {
+		var err error
 		if s.oidc, err = newOIDCClient(ctx, *opts.OIDC, s.clock); err != nil {
 			return nil, fmt.Errorf("creating identity service: %w", err)
 		}
@@ -286,4 +284,21 @@ func newSecret() (string, error) {
 func digest(secret string) []byte {
 	d := sha256.Sum256([]byte(secret))
 	return d[:]
+}
+
+// burnDummy spends the time of a password verification on no account: the
+// first time by making the dummy hash (which costs the same), afterwards
+// by verifying against it.
+func (s *Service) burnDummy(password string) {
+	made := false
+	s.dummyOnce.Do(func() {
+		made = true
+		dummy, err := randomBytes(32)
+		if err == nil {
+			s.dummyHash, _ = hashPassword(hex.EncodeToString(dummy), s.params)
+		}
+	})
+	if !made && s.dummyHash != "" {
+		_, _, _ = verifyPassword(s.dummyHash, password, s.params)
+	}
 }

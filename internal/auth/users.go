@@ -287,7 +287,7 @@ func (s *Service) Login(ctx context.Context, username, password string) (User, e
 	u, err := s.st.GetUserByUsername(ctx, username)
 	if errors.Is(err, store.ErrNotFound) {
 		// Same work as for a real account, so that timing does not tell.
-		_, _, _ = verifyPassword(s.dummyHash, password, s.params)
+		s.burnDummy(password)
 		if rerr := s.recordAlone(ctx, Event{Type: EventLogin, Outcome: Failure, Reason: ReasonUnknownUser,
 			Username: truncate(username), Detail: map[string]string{"method": "password"}}); rerr != nil {
 			return User{}, fmt.Errorf("logging in: %w", rerr)
@@ -339,7 +339,7 @@ func (s *Service) checkPassword(ctx context.Context, u store.User, password stri
 	now := s.now()
 	locked := now.Before(u.LockedUntil)
 	if locked || u.PasswordHash == "" {
-		_, _, _ = verifyPassword(s.dummyHash, password, s.params)
+		s.burnDummy(password)
 		reason, sentinel := ReasonLocked, ErrLocked
 		if !locked {
 			reason, sentinel = ReasonNoPassword, ErrInvalidCredentials
