@@ -83,6 +83,49 @@ type Operator struct {
 	out  data.Type
 	tok  *Tokenizer
 	char string
+	// memo keeps recent pseudonyms and tokens by value. Both are
+	// deterministic, so a repeated value (a country, a surname, a
+	// customer id in an orders table) costs a map lookup instead of a
+	// keyed hash or an AES-SIV encryption. Bounded: cleared when full.
+	// It makes an Operator unsafe for concurrent use, which it never is:
+	// each pii step applies each of its operators from one goroutine.
+	memo map[string]string
+	// memoTries and memoHits decide whether the memo pays: over a column
+	// of distinct values (emails, ids) it only costs, and is switched off.
+	memoTries, memoHits int
+	memoOff             bool
+}
+
+// memoSize bounds an operator's memo: 16k values, a few megabytes at most.
+// memoProbe is how many values decide whether the memo is kept.
+const (
+	memoSize  = 1 << 14
+	memoProbe = 4096
+)
+
+// memoized returns f(v) through the operator's memo.
+func (o *Operator) memoized(v string, f func(string) (string, error)) (string, error) {
+	if o.memoOff {
+		return f(v)
+	}
+	o.memoTries++
+	if out, ok := o.memo[v]; ok {
+		o.memoHits++
+		return out, nil
+	}
+	if o.memoTries == memoProbe && o.memoHits*10 < o.memoTries {
+		o.memoOff, o.memo = true, nil // under 10% repeats: not worth it
+		return f(v)
+	}
+	out, err := f(v)
+	if err != nil {
+		return "", err
+	}
+	if o.memo == nil || len(o.memo) >= memoSize {
+		o.memo = make(map[string]string, 1024)
+	}
+	o.memo[v] = out
+	return out, nil
 }
 
 // ErrNoKeys: an hmac or tokenize operator applied without a keyring (a
@@ -227,7 +270,7 @@ func (o *Operator) applyRow(ctx context.Context, dst, src, subj *data.Column, r,
 	case OpMaskSpans:
 		dst.Strings = append(dst.Strings, MaskSpans(src.Strings[r]))
 	case OpHMAC:
-		p, err := o.tok.Pseudonym(ValueString(src, r))
+		p, err := o.memoized(ValueString(src, r), o.tok.Pseudonym)
 		if err != nil {
 			return err
 		}
@@ -239,7 +282,7 @@ func (o *Operator) applyRow(ctx context.Context, dst, src, subj *data.Column, r,
 			err error
 		)
 		if o.rule.Subject == "" {
-			tok, err = o.tok.Token(v)
+			tok, err = o.memoized(v, o.tok.Token)
 		} else {
 			if subj == nil || subj.IsNull(r) || ValueString(subj, r) == "" {
 				return badValue{fmt.Sprintf("subject column %q is empty: no key to tokenize under", o.rule.Subject)}

@@ -3,6 +3,7 @@ package privacy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -201,6 +202,44 @@ func TestHMACAndTokens(t *testing.T) {
 	for _, bad := range []string{"plain", "tok_!!", toks[0][:len(toks[0])-2] + "AA", "tok_s_zz_abc"} {
 		if _, err := tok.Detokenize(t.Context(), bad); !errors.Is(err, privacy.ErrBadToken) {
 			t.Errorf("Detokenize(%q) error = %v, want ErrBadToken", bad, err)
+		}
+	}
+}
+
+// TestMemoGivesTheSameValues: the operator's memo of recent pseudonyms and
+// tokens changes nothing in the output, whether it stays on (repeated
+// values) or switches itself off (distinct values).
+func TestMemoGivesTheSameValues(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	tok, err := privacy.NewTokenizer(t.Context(), env.kr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		distinct int
+	}{{"repeated values", 7}, {"distinct values", 10000}} {
+		vals := make([]string, 10000)
+		for i := range vals {
+			vals[i] = fmt.Sprintf("user%d@example.com", i%tc.distinct)
+		}
+		for _, op := range []privacy.Op{privacy.OpHMAC, privacy.OpTokenize} {
+			got, _ := apply(t, privacy.Rule{Op: op}, strCol(vals...), tok)
+			for i, v := range vals {
+				var want string
+				if op == privacy.OpHMAC {
+					want, err = tok.Pseudonym(v)
+				} else {
+					want, err = tok.Token(v)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got[i] != want {
+					t.Fatalf("%s, %s: value %d = %q, want %q", tc.name, op, i, got[i], want)
+				}
+			}
 		}
 	}
 }
