@@ -95,6 +95,7 @@ type DataKey struct {
 	stream   tink.StreamingAEAD // artifact, log
 	aead     tink.AEAD          // secret
 	prf      *prf.Set           // prf
+	hmacKey  []byte             // prf: its key, for DataKey.HMAC
 	daead    tink.DeterministicAEAD
 }
 
@@ -132,7 +133,9 @@ func newDataKey(id, purpose, ref string, kekID uint32, h *keyset.Handle) (*DataK
 	case PurposeSecret, PurposeSigning:
 		k.aead, err = aead.New(h)
 	case PurposePRF:
-		k.prf, err = prf.NewPRFSet(h)
+		if k.prf, err = prf.NewPRFSet(h); err == nil {
+			k.hmacKey, err = hmacKeyOf(h)
+		}
 	case PurposeDAEAD:
 		k.daead, err = daead.New(h)
 	default:

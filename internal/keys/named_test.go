@@ -1,7 +1,9 @@
 package keys_test
 
 import (
+	"bytes"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/internal/keys"
@@ -81,5 +83,38 @@ func TestSubjectKeyDestroy(t *testing.T) {
 	}
 	if ok, err := e.kr.DestroySubjectKey(ctx, "h1"); ok || err != nil {
 		t.Errorf("second destroy = %v, %v; want false, nil", ok, err)
+	}
+}
+
+// TestHMACIsThePRF: the reusable HMAC of a PRF data key computes exactly
+// what Tink's PRF computes, so pseudonyms do not change with the path.
+func TestHMACIsThePRF(t *testing.T) {
+	t.Parallel()
+	kr := newEnv(t).kr
+	k, err := kr.NamedKey(t.Context(), keys.PurposePRF, "pii")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := k.HMAC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{"", "a", "ann@example.com", strings.Repeat("x", 1000)} {
+		want, err := k.PRF([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Reset()
+		h.Write([]byte(in))
+		if got := h.Sum(nil); !bytes.Equal(got, want) {
+			t.Errorf("HMAC(%.20q) = %x, PRF = %x", in, got, want)
+		}
+	}
+	other, err := kr.NamedKey(t.Context(), keys.PurposeDAEAD, "pii")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.HMAC(); err == nil {
+		t.Error("a DAEAD key gave an HMAC")
 	}
 }

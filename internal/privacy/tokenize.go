@@ -2,11 +2,15 @@ package privacy
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"strings"
+	"sync"
 
 	"github.com/sluicehq/sluice/internal/keys"
 	"github.com/sluicehq/sluice/internal/store"
@@ -56,6 +60,9 @@ type Tokenizer struct {
 	kr     Keyring
 	prf    *keys.DataKey
 	shared *keys.DataKey
+	// macs are keyed HMAC states for Pseudonym, one per goroutine at a
+	// time: reusing the keyed state is what makes a pseudonym cheap.
+	macs sync.Pool
 }
 
 // NewTokenizer loads (creating on first use) the named keys DefaultKeyName.
@@ -76,11 +83,20 @@ func NewTokenizer(ctx context.Context, kr Keyring) (*Tokenizer, error) {
 // computable without the key (so a dictionary of likely values does not
 // undo it, as it would an unkeyed hash).
 func (t *Tokenizer) Pseudonym(value string) (string, error) {
-	out, err := t.prf.PRF([]byte("hmac\x00" + value))
-	if err != nil {
-		return "", fmt.Errorf("computing pseudonym: %w", err)
+	h, ok := t.macs.Get().(hash.Hash)
+	if !ok {
+		var err error
+		if h, err = t.prf.HMAC(); err != nil {
+			return "", fmt.Errorf("computing pseudonym: %w", err)
+		}
 	}
-	return hex.EncodeToString(out), nil
+	h.Reset()
+	io.WriteString(h, "hmac\x00")
+	io.WriteString(h, value)
+	var sum [sha256.Size]byte
+	out := hex.EncodeToString(h.Sum(sum[:0]))
+	t.macs.Put(h)
+	return out, nil
 }
 
 // SubjectHash is the keyed hash of a subject id: the name of the
