@@ -168,7 +168,10 @@ type Service struct {
 	// command would otherwise pay at start-up.
 	dummyOnce sync.Once
 	dummyHash string
-	oidc      *oidcClient
+	// verify checks a password against a stored hash: verifyPassword,
+	// which tests wrap to see that every login path does the work.
+	verify func(encoded, password string, want Params) (ok, rehash bool, err error)
+	oidc   *oidcClient
 }
 
 // New returns a Service over st, sealing TOTP secrets with kr. With
@@ -207,6 +210,7 @@ func New(ctx context.Context, st store.Store, kr *keys.Keyring, opts Options) (*
 	if s.issuer == "" {
 		s.issuer = DefaultTOTPIssuer
 	}
+	s.verify = verifyPassword
 	if opts.OIDC != nil {
 		var err error
 		if s.oidc, err = newOIDCClient(ctx, *opts.OIDC, s.clock); err != nil {
@@ -299,6 +303,6 @@ func (s *Service) burnDummy(password string) {
 		}
 	})
 	if !made && s.dummyHash != "" {
-		_, _, _ = verifyPassword(s.dummyHash, password, s.params)
+		_, _, _ = s.verify(s.dummyHash, password, s.params)
 	}
 }

@@ -350,7 +350,7 @@ func (s *Service) checkPassword(ctx context.Context, u store.User, password stri
 		}
 		return false, sentinel
 	}
-	ok, rehash, err := verifyPassword(u.PasswordHash, password, s.params)
+	ok, rehash, err := s.verify(u.PasswordHash, password, s.params)
 	if err != nil {
 		return false, fmt.Errorf("user %q: %w", u.Username, err)
 	}
