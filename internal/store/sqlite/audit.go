@@ -126,23 +126,7 @@ func (o ops) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditR
 	b.WriteString(qListAuditOrder)
 	args = append(args, f.Limit)
 
-	rows, err := o.q.QueryContext(ctx, b.String(), args...)
-	if err != nil {
-		return nil, fmt.Errorf("listing audit events: %w", err)
-	}
-	defer rows.Close()
-	var rs []store.AuditRecord
-	for rows.Next() {
-		r, err := scanAudit(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing audit events: %w", err)
-		}
-		rs = append(rs, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing audit events: %w", err)
-	}
-	return rs, nil
+	return queryAll(ctx, o.q, scanAudit, "listing audit events", b.String(), args...)
 }
 
 func scanAudit(s scanner) (store.AuditRecord, error) {
@@ -197,23 +181,7 @@ func (o ops) LastAuditCheckpoint(ctx context.Context) (store.AuditCheckpoint, er
 
 // ListAuditCheckpoints returns every checkpoint in Seq order.
 func (o ops) ListAuditCheckpoints(ctx context.Context) ([]store.AuditCheckpoint, error) {
-	rows, err := o.q.QueryContext(ctx, qListCheckpoints)
-	if err != nil {
-		return nil, fmt.Errorf("listing audit checkpoints: %w", err)
-	}
-	defer rows.Close()
-	var cs []store.AuditCheckpoint
-	for rows.Next() {
-		c, err := scanCheckpoint(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing audit checkpoints: %w", err)
-		}
-		cs = append(cs, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing audit checkpoints: %w", err)
-	}
-	return cs, nil
+	return queryAll(ctx, o.q, scanCheckpoint, "listing audit checkpoints", qListCheckpoints)
 }
 
 func scanCheckpoint(s scanner) (store.AuditCheckpoint, error) {

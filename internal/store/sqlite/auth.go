@@ -264,23 +264,7 @@ func (o ops) GetUserByOIDC(ctx context.Context, issuer, subject string) (store.U
 
 // ListUsers returns every user ordered by username.
 func (o ops) ListUsers(ctx context.Context) ([]store.User, error) {
-	rows, err := o.q.QueryContext(ctx, qListUsers)
-	if err != nil {
-		return nil, fmt.Errorf("listing users: %w", err)
-	}
-	defer rows.Close()
-	var us []store.User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing users: %w", err)
-		}
-		us = append(us, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing users: %w", err)
-	}
-	return us, nil
+	return queryAll(ctx, o.q, scanUser, "listing users", qListUsers)
 }
 
 // UpdateUser writes the profile fields of u.ID. A zero UpdatedAt means now.
@@ -572,23 +556,7 @@ func (o ops) GetAPITokenByHash(ctx context.Context, hash []byte) (store.APIToken
 
 // ListAPITokens returns a user's tokens in creation order.
 func (o ops) ListAPITokens(ctx context.Context, ownerID string) ([]store.APIToken, error) {
-	rows, err := o.q.QueryContext(ctx, qListAPITokens, ownerID)
-	if err != nil {
-		return nil, fmt.Errorf("listing API tokens of user %q: %w", ownerID, err)
-	}
-	defer rows.Close()
-	var ts []store.APIToken
-	for rows.Next() {
-		t, err := scanAPIToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing API tokens of user %q: %w", ownerID, err)
-		}
-		ts = append(ts, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing API tokens of user %q: %w", ownerID, err)
-	}
-	return ts, nil
+	return queryAll(ctx, o.q, scanAPIToken, fmt.Sprintf("listing API tokens of user %q", ownerID), qListAPITokens, ownerID)
 }
 
 // touch runs a conditional last-used update; ErrNotFound if the row is
@@ -691,23 +659,7 @@ func (o ops) GetSessionByHash(ctx context.Context, hash []byte) (store.Session, 
 
 // ListSessions returns a user's unrevoked sessions in creation order.
 func (o ops) ListSessions(ctx context.Context, userID string) ([]store.Session, error) {
-	rows, err := o.q.QueryContext(ctx, qListSessions, userID)
-	if err != nil {
-		return nil, fmt.Errorf("listing sessions of user %q: %w", userID, err)
-	}
-	defer rows.Close()
-	var ss []store.Session
-	for rows.Next() {
-		s, err := scanSession(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing sessions of user %q: %w", userID, err)
-		}
-		ss = append(ss, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing sessions of user %q: %w", userID, err)
-	}
-	return ss, nil
+	return queryAll(ctx, o.q, scanSession, fmt.Sprintf("listing sessions of user %q", userID), qListSessions, userID)
 }
 
 // TouchSession sets LastSeenAt if it is older than before.

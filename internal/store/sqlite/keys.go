@@ -55,23 +55,7 @@ func (o ops) ListDataKeys(ctx context.Context, afterID string, limit int) ([]sto
 	if limit <= 0 {
 		return nil, fmt.Errorf("listing data keys: limit %d: must be positive", limit)
 	}
-	rows, err := o.q.QueryContext(ctx, qListDataKeys, afterID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("listing data keys: %w", err)
-	}
-	defer rows.Close()
-	var ks []store.DataKey
-	for rows.Next() {
-		k, err := scanDataKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing data keys: %w", err)
-		}
-		ks = append(ks, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing data keys: %w", err)
-	}
-	return ks, nil
+	return queryAll(ctx, o.q, scanDataKey, "listing data keys", qListDataKeys, afterID, limit)
 }
 
 // RewrapDataKey replaces a data key's wrapped bytes if it is still wrapped
@@ -172,23 +156,7 @@ func (o ops) GetSecret(ctx context.Context, name string) (store.Secret, error) {
 // ListSecrets returns the latest version of each secret by name, without
 // the sealed values.
 func (o ops) ListSecrets(ctx context.Context) ([]store.Secret, error) {
-	rows, err := o.q.QueryContext(ctx, qListSecrets)
-	if err != nil {
-		return nil, fmt.Errorf("listing secrets: %w", err)
-	}
-	defer rows.Close()
-	var ss []store.Secret
-	for rows.Next() {
-		s, err := scanSecret(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing secrets: %w", err)
-		}
-		ss = append(ss, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing secrets: %w", err)
-	}
-	return ss, nil
+	return queryAll(ctx, o.q, scanSecret, "listing secrets", qListSecrets)
 }
 
 // DeleteSecret deletes every version of a secret; ErrNotFound if none.

@@ -187,23 +187,7 @@ func (o ops) ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, erro
 	query += qListRunsOrder
 	args = append(args, limit)
 
-	rows, err := o.q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("listing runs: %w", err)
-	}
-	defer rows.Close()
-	var runs []store.Run
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing runs: %w", err)
-		}
-		runs = append(runs, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing runs: %w", err)
-	}
-	return runs, nil
+	return queryAll(ctx, o.q, scanRun, "listing runs", query, args...)
 }
 
 // SetRunState moves the run from one of p.From to p.To. A zero At means
@@ -352,23 +336,7 @@ func expectOwned(ctx context.Context, q querier, runID, owner, query string, arg
 // ListTaskRuns returns a run's task runs in Seq order; none for an unknown
 // run.
 func (o ops) ListTaskRuns(ctx context.Context, runID string) ([]store.TaskRun, error) {
-	rows, err := o.q.QueryContext(ctx, qListTaskRuns, runID)
-	if err != nil {
-		return nil, fmt.Errorf("listing task runs of run %q: %w", runID, err)
-	}
-	defer rows.Close()
-	var trs []store.TaskRun
-	for rows.Next() {
-		tr, err := scanTaskRun(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing task runs of run %q: %w", runID, err)
-		}
-		trs = append(trs, tr)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing task runs of run %q: %w", runID, err)
-	}
-	return trs, nil
+	return queryAll(ctx, o.q, scanTaskRun, fmt.Sprintf("listing task runs of run %q", runID), qListTaskRuns, runID)
 }
 
 // GetTaskRun returns one task run, or ErrNotFound.
@@ -555,23 +523,7 @@ func validateFinish(p store.FinishAttempt) error {
 // ListAttempts returns the attempts of a run (of one task if task != ""),
 // by task Seq then attempt number; none for an unknown run or task.
 func (o ops) ListAttempts(ctx context.Context, runID, task string) ([]store.Attempt, error) {
-	rows, err := o.q.QueryContext(ctx, qListAttempts, runID, task, task)
-	if err != nil {
-		return nil, fmt.Errorf("listing attempts of run %q: %w", runID, err)
-	}
-	defer rows.Close()
-	var as []store.Attempt
-	for rows.Next() {
-		a, err := scanAttempt(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing attempts of run %q: %w", runID, err)
-		}
-		as = append(as, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing attempts of run %q: %w", runID, err)
-	}
-	return as, nil
+	return queryAll(ctx, o.q, scanAttempt, fmt.Sprintf("listing attempts of run %q", runID), qListAttempts, runID, task, task)
 }
 
 // PutArtifact records an artifact. A zero Created means now. ErrConflict if
@@ -618,21 +570,5 @@ func (o ops) GetArtifact(ctx context.Context, id string) (store.Artifact, error)
 
 // ListArtifacts returns a run's artifacts in creation order.
 func (o ops) ListArtifacts(ctx context.Context, runID string) ([]store.Artifact, error) {
-	rows, err := o.q.QueryContext(ctx, qListArtifacts, runID)
-	if err != nil {
-		return nil, fmt.Errorf("listing artifacts of run %q: %w", runID, err)
-	}
-	defer rows.Close()
-	var as []store.Artifact
-	for rows.Next() {
-		a, err := scanArtifact(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing artifacts of run %q: %w", runID, err)
-		}
-		as = append(as, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing artifacts of run %q: %w", runID, err)
-	}
-	return as, nil
+	return queryAll(ctx, o.q, scanArtifact, fmt.Sprintf("listing artifacts of run %q", runID), qListArtifacts, runID)
 }

@@ -123,23 +123,7 @@ func (o ops) ListAllArtifacts(ctx context.Context, afterID string, limit int) ([
 }
 
 func (o ops) artifactList(ctx context.Context, what, query string, args ...any) ([]store.Artifact, error) {
-	rows, err := o.q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	defer rows.Close()
-	var as []store.Artifact
-	for rows.Next() {
-		a, err := scanArtifact(rows)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
-		}
-		as = append(as, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return as, nil
+	return queryAll(ctx, o.q, scanArtifact, fmt.Sprintf("%s", what), query, args...)
 }
 
 // ReplaceArtifact updates the content fields of an artifact; ErrNotFound if
