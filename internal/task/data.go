@@ -128,10 +128,11 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 		}
 		sink = output
 	}
+	wb := newWriteBehind(ctx, sink)
 	committed := false
 	defer func() {
 		if !committed {
-			sink.Abort()
+			wb.Abort()
 		}
 	}()
 
@@ -159,7 +160,7 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 			if err := guard.check(out); err != nil {
 				return res, err
 			}
-			if err := sink.Write(ctx, out); err != nil {
+			if err := wb.Write(ctx, out); err != nil {
 				return res, fmt.Errorf("writing: %w", err)
 			}
 			rowsOut += int64(out.Len)
@@ -185,7 +186,7 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 		if err := guard.check(out); err != nil {
 			return res, err
 		}
-		if err := sink.Write(ctx, out); err != nil {
+		if err := wb.Write(ctx, out); err != nil {
 			return res, fmt.Errorf("writing: %w", err)
 		}
 		rowsOut += int64(out.Len)
@@ -205,7 +206,7 @@ func (d *Data) Execute(ctx context.Context, job *Job) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("writing quarantine: %w", err)
 	}
-	if err := sink.Commit(ctx); err != nil {
+	if err := wb.Commit(ctx); err != nil {
 		return res, fmt.Errorf("committing %s: %w", sinkName(t), err)
 	}
 	committed = true
