@@ -302,30 +302,8 @@ func resetBatch(b *data.Batch) {
 
 // appendRow copies row r of src to the end of dst (same schema).
 func appendRow(dst, src *data.Batch, r int) {
-	n := dst.Len + 1
 	for i := range src.Cols {
-		s, d := &src.Cols[i], &dst.Cols[i]
-		switch s.Type {
-		case data.String:
-			d.Strings = append(d.Strings, s.Strings[r])
-		case data.Int:
-			d.Ints = append(d.Ints, s.Ints[r])
-		case data.Float:
-			d.Floats = append(d.Floats, s.Floats[r])
-		case data.Bool:
-			d.Bools = append(d.Bools, s.Bools[r])
-		case data.Timestamp:
-			d.Times = append(d.Times, s.Times[r])
-		}
-		if d.Nulls != nil {
-			d.Nulls = append(d.Nulls, false)
-		}
-		if s.IsNull(r) {
-			if d.Nulls == nil {
-				d.Nulls = make([]bool, n)
-			}
-			d.Nulls[n-1] = true
-		}
+		dst.Cols[i].AppendValue(&src.Cols[i], r)
 	}
-	dst.Len = n
+	dst.Len++
 }

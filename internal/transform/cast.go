@@ -99,11 +99,11 @@ func (c *cast) apply(ctx context.Context, ch *Chain, q data.Quarantine) (filtere
 		resetColumn(&cv.col, b.Len)
 		for r := 0; r < b.Len; r++ {
 			if c.dead[r] || src.IsNull(r) {
-				appendNullValue(&cv.col)
+				cv.col.AppendNull()
 				continue
 			}
 			if reason := convert(&cv.col, src, r); reason != "" {
-				appendNullValue(&cv.col)
+				cv.col.AppendNull()
 				c.dead[r] = true
 				if err := ch.reject(ctx, q, r, fmt.Sprintf("cast: column %q: %s", cv.name, reason)); err != nil {
 					return 0, 0, err
@@ -130,39 +130,6 @@ func (c *cast) apply(ctx context.Context, ch *Chain, q data.Quarantine) (filtere
 	return 0, rejected, nil
 }
 
-// appendNullValue appends a null to col.
-func appendNullValue(col *data.Column) {
-	n := 0
-	switch col.Type {
-	case data.String:
-		n = len(col.Strings)
-		col.Strings = append(col.Strings, "")
-	case data.Int:
-		n = len(col.Ints)
-		col.Ints = append(col.Ints, 0)
-	case data.Float:
-		n = len(col.Floats)
-		col.Floats = append(col.Floats, 0)
-	case data.Bool:
-		n = len(col.Bools)
-		col.Bools = append(col.Bools, false)
-	case data.Timestamp:
-		n = len(col.Times)
-		col.Times = append(col.Times, time.Time{})
-	}
-	if col.Nulls == nil {
-		col.Nulls = make([]bool, n, n+1)
-	}
-	col.Nulls = append(col.Nulls, true)
-}
-
-// appendNotNull keeps dst's null mask in step after a value was appended.
-func appendNotNull(dst *data.Column) {
-	if dst.Nulls != nil {
-		dst.Nulls = append(dst.Nulls, false)
-	}
-}
-
 // convert appends row r of src converted to dst's type, or returns why it
 // cannot, e.g. `"abc" is not an int`.
 func convert(dst, src *data.Column, r int) string {
@@ -174,7 +141,7 @@ func convert(dst, src *data.Column, r int) string {
 			break
 		}
 		if strings.TrimSpace(s) == "" {
-			appendNullValue(dst)
+			dst.AppendNull()
 			return ""
 		}
 		if reason := parseInto(dst, s); reason != "" {
@@ -205,7 +172,7 @@ func convert(dst, src *data.Column, r int) string {
 	case data.Timestamp:
 		dst.Strings = append(dst.Strings, src.Times[r].UTC().Format(time.RFC3339Nano))
 	}
-	appendNotNull(dst)
+	dst.MarkAppended()
 	return ""
 }
 

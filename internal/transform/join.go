@@ -187,10 +187,10 @@ func (o *join) apply(_ context.Context, c *Chain, _ data.Quarantine) (filtered, 
 		src := &o.vals.cols[k]
 		for _, id := range o.ids {
 			if id < 0 {
-				appendNullValue(dst)
+				dst.AppendNull()
 				continue
 			}
-			appendValue(dst, src, int(id))
+			dst.AppendValue(src, int(id))
 		}
 	}
 	o.cols = append(append(o.cols[:0], b.Cols...), o.addCols...)

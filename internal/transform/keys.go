@@ -27,7 +27,7 @@ func newRowStore(fields []data.Field) rowStore {
 // appendRow appends row r of src (one column per stored column).
 func (s *rowStore) appendRow(src []*data.Column, r int) {
 	for i, c := range src {
-		appendValue(&s.cols[i], c, r)
+		s.cols[i].AppendValue(c, r)
 	}
 	s.n++
 }
@@ -80,27 +80,6 @@ func (s *rowStore) slice(k, from, to int) data.Column {
 		out.Nulls = c.Nulls[from:to:to]
 	}
 	return out
-}
-
-// appendValue appends row r of src to dst.
-func appendValue(dst, src *data.Column, r int) {
-	if src.IsNull(r) {
-		appendNullValue(dst)
-		return
-	}
-	switch src.Type {
-	case data.String:
-		dst.Strings = append(dst.Strings, src.Strings[r])
-	case data.Int:
-		dst.Ints = append(dst.Ints, src.Ints[r])
-	case data.Float:
-		dst.Floats = append(dst.Floats, src.Floats[r])
-	case data.Bool:
-		dst.Bools = append(dst.Bools, src.Bools[r])
-	case data.Timestamp:
-		dst.Times = append(dst.Times, src.Times[r])
-	}
-	appendNotNull(dst)
 }
 
 // keyTable maps key tuples (the values of some columns of a row) to dense

@@ -437,7 +437,7 @@ func (c *Chain) keepRows(keep []int32, dst *compactBuf) {
 		dst.batch.Cols = make([]data.Column, len(b.Cols))
 	}
 	for i := range b.Cols {
-		gather(&dst.batch.Cols[i], &b.Cols[i], keep)
+		dst.batch.Cols[i].Gather(&b.Cols[i], keep)
 	}
 	dst.batch.Len = len(keep)
 	dst.orig = dst.orig[:0]
@@ -452,47 +452,6 @@ func (c *Chain) keepRows(keep []int32, dst *compactBuf) {
 type compactBuf struct {
 	batch data.Batch
 	orig  []int32
-}
-
-// gather copies the rows keep of src into dst, reusing dst's memory.
-func gather(dst, src *data.Column, keep []int32) {
-	dst.Type = src.Type
-	switch src.Type {
-	case data.String:
-		dst.Strings = dst.Strings[:0]
-		for _, k := range keep {
-			dst.Strings = append(dst.Strings, src.Strings[k])
-		}
-	case data.Int:
-		dst.Ints = dst.Ints[:0]
-		for _, k := range keep {
-			dst.Ints = append(dst.Ints, src.Ints[k])
-		}
-	case data.Float:
-		dst.Floats = dst.Floats[:0]
-		for _, k := range keep {
-			dst.Floats = append(dst.Floats, src.Floats[k])
-		}
-	case data.Bool:
-		dst.Bools = dst.Bools[:0]
-		for _, k := range keep {
-			dst.Bools = append(dst.Bools, src.Bools[k])
-		}
-	case data.Timestamp:
-		dst.Times = dst.Times[:0]
-		for _, k := range keep {
-			dst.Times = append(dst.Times, src.Times[k])
-		}
-	}
-	if src.Nulls == nil {
-		dst.Nulls = nil
-		return
-	}
-	nulls := dst.Nulls[:0]
-	for _, k := range keep {
-		nulls = append(nulls, src.Nulls[k])
-	}
-	dst.Nulls = nulls
 }
 
 func sameFields(a, b *data.Schema) bool {

@@ -84,7 +84,7 @@ type part struct {
 	zw  io.WriteCloser // the compressor, nil without
 	enc Encoder
 	// rows are the rows of the batch being split that go here.
-	rows []int
+	rows []int32
 }
 
 var (
@@ -204,7 +204,7 @@ func (s *Sink) Write(ctx context.Context, b *data.Batch) error {
 		if len(p.rows) == 0 {
 			order = append(order, p)
 		}
-		p.rows = append(p.rows, r)
+		p.rows = append(p.rows, int32(r))
 	}
 	s.batchParts = order
 	for _, p := range order {
@@ -354,7 +354,7 @@ func escapeKey(dst []byte, s string) []byte {
 
 // Take copies rows idx of src into dst (reused when not nil) and returns
 // it. Positions are kept when src has them.
-func Take(dst, src *data.Batch, idx []int) *data.Batch {
+func Take(dst, src *data.Batch, idx []int32) *data.Batch {
 	if dst == nil || dst.Schema != src.Schema || len(dst.Cols) != len(src.Cols) {
 		dst = data.NewBatch(src.Schema, len(idx))
 	}
@@ -368,42 +368,7 @@ func Take(dst, src *data.Batch, idx []int) *data.Batch {
 		dst.Pos = nil
 	}
 	for i := range src.Cols {
-		sc, dc := &src.Cols[i], &dst.Cols[i]
-		dc.Nulls = nil
-		if sc.Nulls != nil {
-			dc.Nulls = make([]bool, 0, len(idx))
-			for _, r := range idx {
-				dc.Nulls = append(dc.Nulls, sc.Nulls[r])
-			}
-		}
-		switch sc.Type {
-		case data.String:
-			clear(dc.Strings)
-			dc.Strings = dc.Strings[:0]
-			for _, r := range idx {
-				dc.Strings = append(dc.Strings, sc.Strings[r])
-			}
-		case data.Int:
-			dc.Ints = dc.Ints[:0]
-			for _, r := range idx {
-				dc.Ints = append(dc.Ints, sc.Ints[r])
-			}
-		case data.Float:
-			dc.Floats = dc.Floats[:0]
-			for _, r := range idx {
-				dc.Floats = append(dc.Floats, sc.Floats[r])
-			}
-		case data.Bool:
-			dc.Bools = dc.Bools[:0]
-			for _, r := range idx {
-				dc.Bools = append(dc.Bools, sc.Bools[r])
-			}
-		case data.Timestamp:
-			dc.Times = dc.Times[:0]
-			for _, r := range idx {
-				dc.Times = append(dc.Times, sc.Times[r])
-			}
-		}
+		dst.Cols[i].Gather(&src.Cols[i], idx)
 	}
 	return dst
 }
