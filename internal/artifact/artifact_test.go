@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicehq/sluice/internal/data"
+	"github.com/sluicehq/sluice/internal/data/datatest"
 )
 
 var allTypes = data.MustSchema(
@@ -24,74 +25,16 @@ var allTypes = data.MustSchema(
 	data.Field{Name: "t", Type: data.Timestamp},
 )
 
-type row []any
-
-func batchOf(s *data.Schema, rows []row) *data.Batch {
-	b := data.NewBatch(s, len(rows))
-	for r, vals := range rows {
-		for i, v := range vals {
-			c := &b.Cols[i]
-			if v == nil {
-				c.SetNull(r, len(rows))
-			}
-			switch c.Type {
-			case data.String:
-				x, _ := v.(string)
-				c.Strings = append(c.Strings, x)
-			case data.Int:
-				x, _ := v.(int64)
-				c.Ints = append(c.Ints, x)
-			case data.Float:
-				x, _ := v.(float64)
-				c.Floats = append(c.Floats, x)
-			case data.Bool:
-				x, _ := v.(bool)
-				c.Bools = append(c.Bools, x)
-			case data.Timestamp:
-				x, _ := v.(time.Time)
-				c.Times = append(c.Times, x)
-			}
-		}
-	}
-	b.Len = len(rows)
-	return b
-}
+// row and readAll are the shared data test helpers.
+type row = datatest.Row
 
 func readAll(t testing.TB, src data.Source) []row {
 	t.Helper()
-	var rows []row
-	for {
-		b, err := src.Next(context.Background())
-		if errors.Is(err, data.ErrEndOfInput) {
-			return rows
-		}
-		if err != nil {
-			t.Fatalf("Next: %v", err)
-		}
-		for r := 0; r < b.Len; r++ {
-			out := make(row, len(b.Cols))
-			for i := range b.Cols {
-				c := &b.Cols[i]
-				if c.IsNull(r) {
-					continue
-				}
-				switch c.Type {
-				case data.String:
-					out[i] = c.Strings[r]
-				case data.Int:
-					out[i] = c.Ints[r]
-				case data.Float:
-					out[i] = c.Floats[r]
-				case data.Bool:
-					out[i] = c.Bools[r]
-				case data.Timestamp:
-					out[i] = c.Times[r]
-				}
-			}
-			rows = append(rows, out)
-		}
-	}
+	rows, _ := datatest.ReadAll(t, src)
+	return rows
 }
+
+func batchOf(s *data.Schema, rows []row) *data.Batch { return datatest.BatchOf(s, rows) }
 
 // write creates an artifact from the batches and returns its Info.
 func write(t testing.TB, path string, schema *data.Schema, opts Options, batches ...[]row) Info {

@@ -2,7 +2,6 @@ package csv
 
 import (
 	"context"
-	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicehq/sluice/internal/data"
+	"github.com/sluicehq/sluice/internal/data/datatest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -33,50 +33,15 @@ func testEnv(dir string, q data.Quarantine) data.Env {
 }
 
 // row is one record rendered for comparison: nil for null.
-type row []any
+// row, readAll and batchOf are the shared data test helpers.
+type row = datatest.Row
 
-// readAll drains a source into rows plus their positions.
 func readAll(t testing.TB, src data.Source) ([]row, []int64) {
 	t.Helper()
-	var rows []row
-	var pos []int64
-	for {
-		b, err := src.Next(context.Background())
-		if errors.Is(err, data.ErrEndOfInput) {
-			return rows, pos
-		}
-		if err != nil {
-			t.Fatalf("Next: %v", err)
-		}
-		for r := 0; r < b.Len; r++ {
-			rows = append(rows, rowOf(b, r))
-		}
-		pos = append(pos, b.Pos...)
-	}
+	return datatest.ReadAll(t, src)
 }
 
-func rowOf(b *data.Batch, r int) row {
-	out := make(row, len(b.Cols))
-	for i := range b.Cols {
-		c := &b.Cols[i]
-		if c.IsNull(r) {
-			continue
-		}
-		switch c.Type {
-		case data.String:
-			out[i] = c.Strings[r]
-		case data.Int:
-			out[i] = c.Ints[r]
-		case data.Float:
-			out[i] = c.Floats[r]
-		case data.Bool:
-			out[i] = c.Bools[r]
-		case data.Timestamp:
-			out[i] = c.Times[r]
-		}
-	}
-	return out
-}
+func batchOf(s *data.Schema, rows []row) *data.Batch { return datatest.BatchOf(s, rows) }
 
 func decodeConfig(t *testing.T, src string) *Config {
 	t.Helper()
@@ -518,35 +483,3 @@ func TestRegistered(t *testing.T) {
 func strconvQuote(s string) string { return "\"" + strings.ReplaceAll(s, "\t", `\t`) + "\"" }
 
 func schemaCols(s *data.Schema) []data.Field { return append([]data.Field(nil), s.Fields...) }
-
-// batchOf builds a batch from rows (nil for null).
-func batchOf(s *data.Schema, rows []row) *data.Batch {
-	b := data.NewBatch(s, len(rows))
-	for r, vals := range rows {
-		for i, v := range vals {
-			c := &b.Cols[i]
-			if v == nil {
-				c.SetNull(r, len(rows))
-			}
-			switch c.Type {
-			case data.String:
-				s, _ := v.(string)
-				c.Strings = append(c.Strings, s)
-			case data.Int:
-				n, _ := v.(int64)
-				c.Ints = append(c.Ints, n)
-			case data.Float:
-				f, _ := v.(float64)
-				c.Floats = append(c.Floats, f)
-			case data.Bool:
-				x, _ := v.(bool)
-				c.Bools = append(c.Bools, x)
-			case data.Timestamp:
-				x, _ := v.(time.Time)
-				c.Times = append(c.Times, x)
-			}
-		}
-	}
-	b.Len = len(rows)
-	return b
-}

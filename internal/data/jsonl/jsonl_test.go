@@ -3,7 +3,6 @@ package jsonl
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicehq/sluice/internal/data"
+	"github.com/sluicehq/sluice/internal/data/datatest"
 	"github.com/sluicehq/sluice/internal/data/fileio"
 	"gopkg.in/yaml.v3"
 )
@@ -35,49 +35,15 @@ func testEnv(dir string, q data.Quarantine) data.Env {
 	return data.Env{Dir: dir, Expand: func(s string) (string, error) { return s, nil }, Quarantine: q, BatchSize: 2}
 }
 
-type row []any
-
-func rowOf(b *data.Batch, r int) row {
-	out := make(row, len(b.Cols))
-	for i := range b.Cols {
-		c := &b.Cols[i]
-		if c.IsNull(r) {
-			continue
-		}
-		switch c.Type {
-		case data.String:
-			out[i] = c.Strings[r]
-		case data.Int:
-			out[i] = c.Ints[r]
-		case data.Float:
-			out[i] = c.Floats[r]
-		case data.Bool:
-			out[i] = c.Bools[r]
-		case data.Timestamp:
-			out[i] = c.Times[r]
-		}
-	}
-	return out
-}
+// row, readAll and batchOf are the shared data test helpers.
+type row = datatest.Row
 
 func readAll(t testing.TB, src data.Source) ([]row, []int64) {
 	t.Helper()
-	var rows []row
-	var pos []int64
-	for {
-		b, err := src.Next(context.Background())
-		if errors.Is(err, data.ErrEndOfInput) {
-			return rows, pos
-		}
-		if err != nil {
-			t.Fatalf("Next: %v", err)
-		}
-		for r := 0; r < b.Len; r++ {
-			rows = append(rows, rowOf(b, r))
-		}
-		pos = append(pos, b.Pos...)
-	}
+	return datatest.ReadAll(t, src)
 }
+
+func batchOf(s *data.Schema, rows []row) *data.Batch { return datatest.BatchOf(s, rows) }
 
 func decodeConfig(t *testing.T, src string) *Config {
 	t.Helper()
@@ -275,37 +241,6 @@ var allTypes = data.MustSchema(
 	data.Field{Name: "f", Type: data.Float}, data.Field{Name: "b", Type: data.Bool},
 	data.Field{Name: "t", Type: data.Timestamp},
 )
-
-func batchOf(s *data.Schema, rows []row) *data.Batch {
-	b := data.NewBatch(s, len(rows))
-	for r, vals := range rows {
-		for i, v := range vals {
-			c := &b.Cols[i]
-			if v == nil {
-				c.SetNull(r, len(rows))
-			}
-			switch c.Type {
-			case data.String:
-				x, _ := v.(string)
-				c.Strings = append(c.Strings, x)
-			case data.Int:
-				x, _ := v.(int64)
-				c.Ints = append(c.Ints, x)
-			case data.Float:
-				x, _ := v.(float64)
-				c.Floats = append(c.Floats, x)
-			case data.Bool:
-				x, _ := v.(bool)
-				c.Bools = append(c.Bools, x)
-			case data.Timestamp:
-				x, _ := v.(time.Time)
-				c.Times = append(c.Times, x)
-			}
-		}
-	}
-	b.Len = len(rows)
-	return b
-}
 
 func TestRoundTrip(t *testing.T) {
 	t.Parallel()

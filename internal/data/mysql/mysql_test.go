@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicehq/sluice/internal/data"
+	"github.com/sluicehq/sluice/internal/data/datatest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -94,46 +95,13 @@ func testEnv(q data.Quarantine) data.Env {
 	}
 }
 
-type row []any
+// row and readAll are the shared data test helpers.
+type row = datatest.Row
 
 func readAll(t testing.TB, src data.Source) []row {
 	t.Helper()
-	var rows []row
-	for {
-		b, err := src.Next(context.Background())
-		if errors.Is(err, data.ErrEndOfInput) {
-			return rows
-		}
-		if err != nil {
-			t.Fatalf("Next: %v", err)
-		}
-		for r := 0; r < b.Len; r++ {
-			rows = append(rows, rowOf(b, r))
-		}
-	}
-}
-
-func rowOf(b *data.Batch, r int) row {
-	out := make(row, len(b.Cols))
-	for i := range b.Cols {
-		c := &b.Cols[i]
-		if c.IsNull(r) {
-			continue
-		}
-		switch c.Type {
-		case data.String:
-			out[i] = c.Strings[r]
-		case data.Int:
-			out[i] = c.Ints[r]
-		case data.Float:
-			out[i] = c.Floats[r]
-		case data.Bool:
-			out[i] = c.Bools[r]
-		case data.Timestamp:
-			out[i] = c.Times[r]
-		}
-	}
-	return out
+	rows, _ := datatest.ReadAll(t, src)
+	return rows
 }
 
 func source(t testing.TB, c *Config, env data.Env) data.Source {

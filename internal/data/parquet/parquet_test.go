@@ -16,6 +16,7 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/sluicehq/sluice/internal/data"
+	"github.com/sluicehq/sluice/internal/data/datatest"
 )
 
 type noQuarantine struct{ t testing.TB }
@@ -29,74 +30,16 @@ func testEnv(t testing.TB, dir string) data.Env {
 	return data.Env{Dir: dir, Expand: func(s string) (string, error) { return s, nil }, Quarantine: noQuarantine{t}, BatchSize: 7}
 }
 
-type row []any
+// row and readAll are the shared data test helpers.
+type row = datatest.Row
 
 func readAll(t testing.TB, src data.Source) []row {
 	t.Helper()
-	var rows []row
-	for {
-		b, err := src.Next(context.Background())
-		if errors.Is(err, data.ErrEndOfInput) {
-			return rows
-		}
-		if err != nil {
-			t.Fatalf("Next: %v", err)
-		}
-		for r := 0; r < b.Len; r++ {
-			out := make(row, len(b.Cols))
-			for i := range b.Cols {
-				c := &b.Cols[i]
-				if c.IsNull(r) {
-					continue
-				}
-				switch c.Type {
-				case data.String:
-					out[i] = c.Strings[r]
-				case data.Int:
-					out[i] = c.Ints[r]
-				case data.Float:
-					out[i] = c.Floats[r]
-				case data.Bool:
-					out[i] = c.Bools[r]
-				case data.Timestamp:
-					out[i] = c.Times[r]
-				}
-			}
-			rows = append(rows, out)
-		}
-	}
+	rows, _ := datatest.ReadAll(t, src)
+	return rows
 }
 
-func batchOf(s *data.Schema, rows []row) *data.Batch {
-	b := data.NewBatch(s, len(rows))
-	for r, vals := range rows {
-		for i, v := range vals {
-			c := &b.Cols[i]
-			if v == nil {
-				c.SetNull(r, len(rows))
-			}
-			switch c.Type {
-			case data.String:
-				x, _ := v.(string)
-				c.Strings = append(c.Strings, x)
-			case data.Int:
-				x, _ := v.(int64)
-				c.Ints = append(c.Ints, x)
-			case data.Float:
-				x, _ := v.(float64)
-				c.Floats = append(c.Floats, x)
-			case data.Bool:
-				x, _ := v.(bool)
-				c.Bools = append(c.Bools, x)
-			case data.Timestamp:
-				x, _ := v.(time.Time)
-				c.Times = append(c.Times, x)
-			}
-		}
-	}
-	b.Len = len(rows)
-	return b
-}
+func batchOf(s *data.Schema, rows []row) *data.Batch { return datatest.BatchOf(s, rows) }
 
 var allTypes = data.MustSchema(
 	data.Field{Name: "s", Type: data.String}, data.Field{Name: "i", Type: data.Int},
