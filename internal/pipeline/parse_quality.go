@@ -511,6 +511,21 @@ func (ps *parser) wholeDataset(fields map[string]pair, what string, r CheckRule)
 	return false
 }
 
+// requiredColumn reads the column: field a dataset check cannot do
+// without; purpose says what the column is for in the error.
+func (ps *parser) requiredColumn(fields map[string]pair, n *yaml.Node, what, purpose string) (string, bool) {
+	f, has := fields["column"]
+	if !has {
+		ps.errorf(n, "%s: missing column: %s", what, purpose)
+		return "", false
+	}
+	s, ok := ps.str(f.val, what+": column")
+	if ok {
+		ps.column(ps.resolve(f.val), what+": column", s, false)
+	}
+	return s, ok
+}
+
 func (ps *parser) freshness(n *yaml.Node, what string, key *yaml.Node) (CheckRule, bool) {
 	r := CheckRule{Kind: CheckFreshness, Pos: ps.pos(key), Mostly: 1}
 	fields := ps.fieldsOf(n, what, freshnessFields)
@@ -518,18 +533,8 @@ func (ps *parser) freshness(n *yaml.Node, what string, key *yaml.Node) (CheckRul
 		return r, false
 	}
 	ps.modifiers(fields, what, &r)
-	ok := true
-	if f, has := fields["column"]; has {
-		if s, good := ps.str(f.val, what+": column"); good {
-			ps.column(ps.resolve(f.val), what+": column", s, false)
-			r.Column = s
-		} else {
-			ok = false
-		}
-	} else {
-		ps.errorf(n, "%s: missing column: the timestamp column whose newest value must be recent", what)
-		ok = false
-	}
+	col, ok := ps.requiredColumn(fields, n, what, "the timestamp column whose newest value must be recent")
+	r.Column = col
 	if f, has := fields["max_age"]; has {
 		d, good := ps.duration(f.val, what+": max_age")
 		if good && d == 0 {
@@ -555,18 +560,8 @@ func (ps *parser) relationship(n *yaml.Node, what string, src *taskSrc) (CheckRu
 		return r, false
 	}
 	ps.modifiers(fields, what, &r)
-	ok := true
-	if f, has := fields["column"]; has {
-		if s, good := ps.str(f.val, what+": column"); good {
-			ps.column(ps.resolve(f.val), what+": column", s, false)
-			r.Column = s
-		} else {
-			ok = false
-		}
-	} else {
-		ps.errorf(n, "%s: missing column: the column whose values must exist upstream", what)
-		ok = false
-	}
+	col, ok := ps.requiredColumn(fields, n, what, "the column whose values must exist upstream")
+	r.Column = col
 	f, has := fields["to"]
 	if !has {
 		ps.errorf(n, "%s: missing to: {task: upstream_task, column: its_column}", what)
