@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/api"
 	"github.com/sluicehq/sluice/internal/audit"
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/internal/engine"
@@ -71,6 +72,9 @@ type ServerOptions struct {
 type Server struct {
 	App  *App
 	HTTP *server.Server
+	// API is the REST API the server serves; nil when ServerOptions.API
+	// replaced it.
+	API *api.API
 
 	sched *schedule.Scheduler
 
@@ -110,31 +114,11 @@ func (a *App) StartServer(ctx context.Context, opts ServerOptions) (*Server, err
 	if opts.TLSCert != "" || opts.TLSKey != "" {
 		cert, key = opts.TLSCert, opts.TLSKey
 	}
-	hs, err := server.New(server.Options{
-		Listen:          opts.Listen,
-		TLSCertFile:     cert,
-		TLSKeyFile:      key,
-		StateDir:        a.Config.Home,
-		InsecureHTTP:    opts.InsecureHTTP,
-		Logger:          a.Logger,
-		Metrics:         a.Metrics,
-		Ready:           a.Ready,
-		ShutdownTimeout: opts.ShutdownTimeout,
-		API:             opts.API,
-		UI:              opts.UI,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("configuring server: %w", err)
-	}
 	// Background work outlives the request that started the server but
 	// not Stop: tasks run under this context, and cancelling it makes the
 	// engine record them as cancelled, leaving their runs resumable.
 	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Server{App: a, HTTP: hs, work: work, cancel: cancel}
-	if err := hs.Start(ctx); err != nil {
-		cancel()
-		return nil, fmt.Errorf("starting server: %w", err)
-	}
+	s := &Server{App: a, work: work, cancel: cancel}
 	// The scheduler creates runs as their schedules fall due and executes
 	// them with the embedded engine. On Stop it waits its stop grace for
 	// runs in flight; a run still going keeps its lease and the next start
@@ -148,14 +132,59 @@ func (a *App) StartServer(ctx context.Context, opts ServerOptions) (*Server, err
 		Parse:    pipeline.Options{Connectors: a.Connectors},
 		Observer: observeSchedule(a.Metrics),
 	})
-	if err == nil {
-		err = sched.Start(work)
-	}
 	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("starting scheduler: %w", err)
+	}
+	s.sched = sched
+	// One CSRF guard for the server's check and the API's and UI's
+	// tokens. Its key is random per process: a restart invalidates the
+	// tokens of open pages, which fetch a new one with the next page.
+	csrf, err := server.NewCSRF(nil)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	apiHandler := opts.API
+	if apiHandler == nil {
+		s.API, err = api.New(api.Deps{
+			Store: a.Store, Auth: a.Auth, Access: a.Access, Keys: a.Keys, Secrets: a.Secrets,
+			Scheduler: sched, Go: s.Go, CSRF: csrf, StateDir: a.Config.Home,
+			Logger: a.Logger, Metrics: a.Metrics,
+		})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("building the API: %w", err)
+		}
+		apiHandler = s.API
+	}
+	hs, err := server.New(server.Options{
+		Listen:          opts.Listen,
+		TLSCertFile:     cert,
+		TLSKeyFile:      key,
+		StateDir:        a.Config.Home,
+		InsecureHTTP:    opts.InsecureHTTP,
+		Logger:          a.Logger,
+		Metrics:         a.Metrics,
+		Ready:           a.Ready,
+		ShutdownTimeout: opts.ShutdownTimeout,
+		CSRF:            csrf,
+		API:             apiHandler,
+		UI:              opts.UI,
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("configuring server: %w", err)
+	}
+	s.HTTP = hs
+	if err := hs.Start(ctx); err != nil {
+		cancel()
+		return nil, fmt.Errorf("starting server: %w", err)
+	}
+	if err := sched.Start(work); err != nil {
 		cancel()
 		return nil, errors.Join(fmt.Errorf("starting scheduler: %w", err), hs.Stop())
 	}
-	s.sched = sched
 	return s, nil
 }
 

@@ -16,26 +16,30 @@ type Code string
 
 // The error codes.
 const (
-	CodeInvalid         Code = "invalid"
-	CodeNotFound        Code = "not_found"
-	CodeConflict        Code = "conflict"
-	CodeUnauthenticated Code = "unauthenticated"
-	CodeForbidden       Code = "forbidden"
-	CodeRateLimited     Code = "rate_limited"
-	CodeTooLarge        Code = "too_large"
-	CodeInternal        Code = "internal"
+	CodeInvalid          Code = "invalid"
+	CodeNotFound         Code = "not_found"
+	CodeConflict         Code = "conflict"
+	CodeUnauthenticated  Code = "unauthenticated"
+	CodeForbidden        Code = "forbidden"
+	CodeRateLimited      Code = "rate_limited"
+	CodeTooLarge         Code = "too_large"
+	CodeMethodNotAllowed Code = "method_not_allowed"
+	CodePrecondition     Code = "precondition_failed"
+	CodeInternal         Code = "internal"
 )
 
 // statuses is the code → HTTP status table.
 var statuses = map[Code]int{
-	CodeInvalid:         http.StatusBadRequest,
-	CodeNotFound:        http.StatusNotFound,
-	CodeConflict:        http.StatusConflict,
-	CodeUnauthenticated: http.StatusUnauthorized,
-	CodeForbidden:       http.StatusForbidden,
-	CodeRateLimited:     http.StatusTooManyRequests,
-	CodeTooLarge:        http.StatusRequestEntityTooLarge,
-	CodeInternal:        http.StatusInternalServerError,
+	CodeInvalid:          http.StatusBadRequest,
+	CodeNotFound:         http.StatusNotFound,
+	CodeConflict:         http.StatusConflict,
+	CodeUnauthenticated:  http.StatusUnauthorized,
+	CodeForbidden:        http.StatusForbidden,
+	CodeRateLimited:      http.StatusTooManyRequests,
+	CodeTooLarge:         http.StatusRequestEntityTooLarge,
+	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
+	CodePrecondition:     http.StatusPreconditionFailed,
+	CodeInternal:         http.StatusInternalServerError,
 }
 
 // Status returns the HTTP status of code; an unknown code is internal.
@@ -86,14 +90,16 @@ type errorDetail struct {
 
 // safeMessages are shown when a handler gives a code without a message.
 var safeMessages = map[Code]string{
-	CodeInvalid:         "the request is not valid",
-	CodeNotFound:        "not found",
-	CodeConflict:        "the request conflicts with the current state",
-	CodeUnauthenticated: "authentication required",
-	CodeForbidden:       "not allowed",
-	CodeRateLimited:     "too many requests; retry later",
-	CodeTooLarge:        "request body too large",
-	CodeInternal:        "internal error",
+	CodeInvalid:          "the request is not valid",
+	CodeNotFound:         "not found",
+	CodeConflict:         "the request conflicts with the current state",
+	CodeUnauthenticated:  "authentication required",
+	CodeForbidden:        "not allowed",
+	CodeRateLimited:      "too many requests; retry later",
+	CodeTooLarge:         "request body too large",
+	CodeMethodNotAllowed: "method not allowed",
+	CodePrecondition:     "the resource changed since it was read; read it again",
+	CodeInternal:         "internal error",
 }
 
 // WriteError sends err in the API's JSON error shape. An *Error is shown
