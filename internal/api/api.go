@@ -111,6 +111,8 @@ func New(d Deps) (*API, error) {
 	a := &API{d: d, mux: http.NewServeMux()}
 	for _, group := range [][]Route{
 		a.metaRoutes(),
+		a.pipelineRoutes(), a.runRoutes(), a.datasetRoutes(),
+		a.sessionRoutes(), a.userRoutes(), a.accessRoutes(), a.secretRoutes(), a.keyRoutes(), a.auditRoutes(),
 	} {
 		for _, rt := range group {
 			if err := a.add(rt); err != nil {

@@ -1,0 +1,4 @@
+package api
+
+// accessRoutes are the access endpoints.
+func (a *API) accessRoutes() []Route { return nil }

@@ -1,0 +1,4 @@
+package api
+
+// secretRoutes are the secret endpoints.
+func (a *API) secretRoutes() []Route { return nil }

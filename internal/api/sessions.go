@@ -1,0 +1,4 @@
+package api
+
+// sessionRoutes are the session endpoints.
+func (a *API) sessionRoutes() []Route { return nil }
