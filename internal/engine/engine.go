@@ -152,6 +152,9 @@ type Engine struct {
 
 	randMu sync.Mutex
 	rand   *mrand.Rand
+
+	// running are the runs Execute is driving, for Cancel.
+	running runs
 }
 
 // New returns an Engine for opts.

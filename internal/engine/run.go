@@ -24,7 +24,8 @@ var errAttemptTimeout = errors.New("attempt timed out")
 // Execute drives run runID of p to a final state and returns the run as
 // recorded.
 //
-// It claims the run's lease (ErrRunActive if another live owner holds it;
+// It claims the run's lease (ErrRunActive if another live owner holds it,
+// or if this engine is executing the run already;
 // an owner on this host whose process is gone is taken over), renews the
 // lease while it works, and first recovers orphans: task runs left running
 // by a process that died get their attempt closed as interrupted and are
@@ -62,6 +63,11 @@ func (e *Engine) Execute(ctx context.Context, p *pipeline.Pipeline, runID string
 	if !validID.MatchString(runID) {
 		return store.Run{}, fmt.Errorf("executing run: invalid run id %q", runID)
 	}
+	ctx, untrack, ok := e.running.track(ctx, runID)
+	if !ok {
+		return store.Run{}, fmt.Errorf("run %s is already executing in this process: %w", runID, ErrRunActive)
+	}
+	defer untrack()
 	run, err := e.claim(ctx, runID)
 	if err != nil {
 		return store.Run{}, err

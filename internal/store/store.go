@@ -190,9 +190,26 @@ type RunFilter struct {
 	Namespace string
 	Pipeline  string
 	States    []RunState
+	// Before, when set, returns only runs that come after it in the
+	// listing order: created earlier, or at the same instant with a
+	// smaller id. Passing the key of the last run of a page gets the next
+	// page (keyset paging), which costs the same however deep the page is
+	// and neither repeats nor skips a run when new ones are created
+	// meanwhile.
+	Before *RunKey
 	// Limit caps the number returned (newest first); 0 means 100.
 	Limit int
 }
+
+// RunKey is a run's position in ListRuns' order: newest CreatedAt first,
+// then the greater ID first.
+type RunKey struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// KeyOf returns the listing position of run.
+func KeyOf(run Run) RunKey { return RunKey{CreatedAt: run.CreatedAt, ID: run.ID} }
 
 // ClaimRun asks to drive a run.
 type ClaimRun struct {
@@ -268,7 +285,8 @@ type Store interface {
 	CreateRun(ctx context.Context, p NewRun) (Run, error)
 	// GetRun returns a run by id, or ErrNotFound.
 	GetRun(ctx context.Context, id string) (Run, error)
-	// ListRuns returns runs newest first.
+	// ListRuns returns runs newest first: by CreatedAt descending, then
+	// by ID descending among runs created in the same microsecond.
 	ListRuns(ctx context.Context, f RunFilter) ([]Run, error)
 	// SetRunState is a compare-and-set on the run's state; ErrConflict if
 	// it is not in one of From, ErrNotFound if it does not exist. Moving

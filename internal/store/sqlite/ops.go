@@ -157,7 +157,8 @@ func getRun(ctx context.Context, q querier, id string) (store.Run, error) {
 	return r, nil
 }
 
-// ListRuns returns runs newest first (by CreatedAt, then by insertion).
+// ListRuns returns runs newest first (by CreatedAt, then by ID), after
+// f.Before when it is set.
 func (o ops) ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, error) {
 	if f.Limit < 0 {
 		return nil, fmt.Errorf("listing runs: negative limit %d", f.Limit)
@@ -176,13 +177,20 @@ func (o ops) ListRuns(ctx context.Context, f store.RunFilter) ([]store.Run, erro
 		query += qListRunsByPipeline
 		args = append(args, f.Pipeline)
 	}
-	if len(f.States) > 0 {
+	if len(f.States) == 1 {
+		query += qListRunsByState
+		args = append(args, string(f.States[0]))
+	} else if len(f.States) > 1 {
 		states, err := json.Marshal(f.States)
 		if err != nil {
 			return nil, fmt.Errorf("listing runs: encoding states: %w", err)
 		}
 		query += qListRunsByStates
 		args = append(args, string(states))
+	}
+	if f.Before != nil {
+		query += qListRunsBefore
+		args = append(args, f.Before.CreatedAt.UnixMicro(), f.Before.ID)
 	}
 	query += qListRunsOrder
 	args = append(args, limit)

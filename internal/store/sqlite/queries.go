@@ -33,13 +33,19 @@ const (
 	// qListRuns is completed by ListRuns with the fragments of the filters
 	// in use, then qListRunsOrder; only these constants ever reach the SQL
 	// text, values are bound. Separate statements per filter let SQLite
-	// pick the matching index. rowid breaks ties between runs created in the same
-	// microsecond in favour of the later insert.
+	// pick the matching index (migrations/0010_run_keyset.sql). The id
+	// breaks ties between runs created in the same microsecond, so that
+	// (created_at, id) is a total order a page cursor can continue from;
+	// the row-value comparison of qListRunsBefore is one index range.
 	qListRuns            = `SELECT ` + runColumns + ` FROM runs WHERE 1 = 1`
 	qListRunsByNamespace = ` AND namespace = ?`
 	qListRunsByPipeline  = ` AND pipeline = ?`
 	qListRunsByStates    = ` AND state IN (SELECT value FROM json_each(?))`
-	qListRunsOrder       = ` ORDER BY created_at DESC, rowid DESC LIMIT ?`
+	// qListRunsByState is the one-state filter: an equality lets SQLite
+	// walk runs_by_state in order instead of sorting every match.
+	qListRunsByState = ` AND state = ?`
+	qListRunsBefore  = ` AND (created_at, id) < (?, ?)`
+	qListRunsOrder   = ` ORDER BY created_at DESC, id DESC LIMIT ?`
 
 	// qSetRunState is the compare-and-set of a run's state. The allowed
 	// current states are bound as one JSON array, so the statement text

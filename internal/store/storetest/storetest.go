@@ -41,6 +41,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Runs", func(t *testing.T) { testRuns(t, open(t)) })
 	t.Run("ListRuns", func(t *testing.T) { testListRuns(t, open(t)) })
 	t.Run("ListRunsDefaultLimit", func(t *testing.T) { testListRunsDefaultLimit(t, open(t)) })
+	t.Run("ListRunsPaging", func(t *testing.T) { testListRunsPaging(t, open(t)) })
 	t.Run("SetRunState", func(t *testing.T) { testSetRunState(t, open(t)) })
 	t.Run("Lease", func(t *testing.T) { testLease(t, open(t)) })
 	t.Run("SetTaskState", func(t *testing.T) { testSetTaskState(t, open(t)) })
@@ -261,6 +262,68 @@ func testListRunsDefaultLimit(t *testing.T, s store.Store) {
 	}
 	if runs[0].ID != "many-104" || runs[99].ID != "many-005" {
 		t.Errorf("first, last = %q, %q; want many-104, many-005", runs[0].ID, runs[99].ID)
+	}
+}
+
+// testListRunsPaging walks every run page by page with RunFilter.Before:
+// each run is seen exactly once, in order, including runs that share a
+// creation instant (ordered by id) and under a filter; a run created while
+// paging (newer than the first page) does not shift later pages.
+func testListRunsPaging(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var want []string
+	for i := range 23 {
+		// Pairs of runs share an instant, so ties are on every page edge.
+		id := fmt.Sprintf("page-%02d", i)
+		ns := "even"
+		if i%2 == 1 {
+			ns = "odd"
+		}
+		_, err := s.CreateRun(ctx, store.NewRun{ID: id, Namespace: ns, Pipeline: "p", CreatedAt: at(i / 2)})
+		wantErr(t, err, nil)
+		want = append([]string{id}, want...)
+	}
+	walk := func(f store.RunFilter) []string {
+		var got []string
+		for pages := 0; ; pages++ {
+			if pages > 30 {
+				t.Fatal("paging does not end")
+			}
+			runs, err := s.ListRuns(ctx, f)
+			wantErr(t, err, nil)
+			for _, r := range runs {
+				got = append(got, r.ID)
+			}
+			if len(runs) < f.Limit {
+				return got
+			}
+			k := store.KeyOf(runs[len(runs)-1])
+			f.Before = &k
+			if pages == 0 {
+				// A newer run arrives after the first page was read.
+				_, err := s.CreateRun(ctx, store.NewRun{ID: fmt.Sprintf("late-%v", f.Namespace), Namespace: "even", Pipeline: "p", CreatedAt: at(100)})
+				wantErr(t, err, nil)
+			}
+		}
+	}
+	if d := cmp.Diff(want, walk(store.RunFilter{Limit: 5})); d != "" {
+		t.Errorf("pages of 5 (-want +got):\n%s", d)
+	}
+	var odd []string
+	for _, id := range want {
+		var n int
+		fmt.Sscanf(id, "page-%d", &n)
+		if n%2 == 1 {
+			odd = append(odd, id)
+		}
+	}
+	if d := cmp.Diff(odd, walk(store.RunFilter{Namespace: "odd", Limit: 4})); d != "" {
+		t.Errorf("pages of 4 in namespace odd (-want +got):\n%s", d)
+	}
+	one, err := s.ListRuns(ctx, store.RunFilter{Namespace: "odd", States: []store.RunState{store.RunQueued}, Before: &store.RunKey{CreatedAt: at(1), ID: "page-03"}, Limit: 10})
+	wantErr(t, err, nil)
+	if len(one) != 1 || one[0].ID != "page-01" {
+		t.Errorf("odd runs before page-03 = %v, want [page-01]", one)
 	}
 }
 
