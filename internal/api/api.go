@@ -46,6 +46,9 @@ type Deps struct {
 	Keys      *keys.Keyring
 	Secrets   *secrets.Service
 	Scheduler *schedule.Scheduler
+	// Engine executes the runs the API triggers or retries, and cancels
+	// the runs it executes (app.App.Engine).
+	Engine Engine
 	// Go runs fn in the background under the server's work context, for
 	// runs triggered through the API (app.Server.Go).
 	Go func(fn func(ctx context.Context))
@@ -147,7 +150,7 @@ func (a *API) Routes() []Route { return append([]Route(nil), a.routes...) }
 // ServeHTTP dispatches to the routes. A known path with another method
 // gets ServeMux's 405, rewritten into the JSON error shape.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h, pattern := a.mux.Handler(r)
+	_, pattern := a.mux.Handler(r)
 	if pattern == "" {
 		// ServeMux answers a method mismatch with its own text 405.
 		if allow := methodsFor(a.mux, r); allow != "" {
@@ -156,7 +159,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	h.ServeHTTP(w, r)
+	// Served by the mux itself, not by the handler Handler returned: only
+	// ServeHTTP fills in the path's wildcards (r.PathValue).
+	a.mux.ServeHTTP(w, r)
 }
 
 // methodsFor returns the methods the mux serves for r's path, or "".
