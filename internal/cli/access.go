@@ -779,11 +779,16 @@ schedule. See docs/access.md.`,
 }
 
 func pipelinePushCommand(e *env) *cobra.Command {
-	return &cobra.Command{
+	return withLocalFlag(&cobra.Command{
 		Use:   "push FILE",
 		Short: "Validate a pipeline file and store it as a new version (needs pipeline.write)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
+			if r, err := e.remoteFor(cmd); err != nil {
+				return err
+			} else if r != nil {
+				return remotePush(cmd.Context(), e, r, a[0])
+			}
 			return withPrincipal(cmd.Context(), e, false, func(ctx context.Context, ap *app.App, p Principal) error {
 				pl, err := ap.ParsePipeline(a[0])
 				if err != nil {
@@ -824,11 +829,11 @@ func pipelinePushCommand(e *env) *cobra.Command {
 				return nil
 			})
 		},
-	}
+	})
 }
 
 func pipelineVersionsCommand(e *env) *cobra.Command {
-	return &cobra.Command{
+	return withLocalFlag(&cobra.Command{
 		Use:   "versions NAMESPACE/NAME",
 		Short: "List the versions of a pipeline (needs pipeline.read)",
 		Args:  args(cobra.ExactArgs(1)),
@@ -837,28 +842,20 @@ func pipelineVersionsCommand(e *env) *cobra.Command {
 			if err != nil {
 				return exitWith(ExitUsage, err)
 			}
+			if r, err := e.remoteFor(cmd); err != nil {
+				return err
+			} else if r != nil {
+				return remoteVersions(cmd.Context(), e, r, ns, name)
+			}
 			return withPrincipal(cmd.Context(), e, false, func(ctx context.Context, ap *app.App, p Principal) error {
 				vs, err := pipelineVersions(ctx, e, ap, p, ns, name)
 				if err != nil {
 					return err
 				}
-				views := make([]versionView, len(vs))
-				for i, v := range vs {
-					views[i] = viewVersion(v, false)
-				}
-				if e.json() {
-					return e.writeJSON(views)
-				}
-				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "VERSION\tSHA256\tAUTHOR\tCREATED\tAPPROVED BY\tAPPROVED")
-				for _, v := range vs {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", v.Number, v.Hash[:min(12, len(v.Hash))], v.Author, accessTime(v.CreatedAt),
-						accessDash(v.Approver), accessTime(v.ApprovedAt))
-				}
-				return tw.Flush()
+				return writeVersions(e, vs)
 			})
 		},
-	}
+	})
 }
 
 // pipelineVersions authorizes pipeline.read (recording a denial) and lists
@@ -934,7 +931,7 @@ func pipelineDiffCommand(e *env) *cobra.Command {
 }
 
 func pipelineApproveCommand(e *env) *cobra.Command {
-	return &cobra.Command{
+	return withLocalFlag(&cobra.Command{
 		Use:   "approve NAMESPACE/NAME VERSION",
 		Short: "Approve another person's pipeline version (needs pipeline.approve)",
 		Args:  args(cobra.ExactArgs(2)),
@@ -946,6 +943,11 @@ func pipelineApproveCommand(e *env) *cobra.Command {
 			n, err := parsePipelineVersion(a[1])
 			if err != nil {
 				return exitWith(ExitUsage, err)
+			}
+			if r, err := e.remoteFor(cmd); err != nil {
+				return err
+			} else if r != nil {
+				return remoteApprove(cmd.Context(), e, r, ns, name, n)
 			}
 			return withPrincipal(cmd.Context(), e, false, func(ctx context.Context, ap *app.App, p Principal) error {
 				res := access.Resource{Type: access.ResPipeline, Namespace: ns, Name: name}
@@ -963,7 +965,7 @@ func pipelineApproveCommand(e *env) *cobra.Command {
 				return nil
 			})
 		},
-	}
+	})
 }
 
 func namespaceCommand(e *env) *cobra.Command {

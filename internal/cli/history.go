@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/access"
 	"github.com/sluicehq/sluice/internal/app"
+	"github.com/sluicehq/sluice/internal/client"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/store"
 )
@@ -197,6 +198,11 @@ func runsCommand(e *env) *cobra.Command {
 				}
 				f.States = []store.RunState{s}
 			}
+			if r, err := e.remoteFor(cmd); err != nil {
+				return err
+			} else if r != nil {
+				return remoteRuns(cmd.Context(), e, r, client.RunFilter{Namespace: namespace, Pipeline: pipelineName, State: state, Limit: limit})
+			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, a *app.App, _ *progress) error {
 				who, err := e.principal(ctx, a)
 				if err != nil {
@@ -217,23 +223,11 @@ func runsCommand(e *env) *cobra.Command {
 					}
 					views = append(views, v)
 				}
-				if e.json() {
-					return e.writeJSON(views)
-				}
-				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "RUN\tPIPELINE\tLOGICAL DATE\tSTATE\tSTARTED\tDURATION")
-				for _, v := range views {
-					started := "-"
-					if v.StartedAt != nil {
-						started = v.StartedAt.Local().Format(time.DateTime)
-					}
-					fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%s\n", v.ID, v.Namespace, v.Pipeline, v.LogicalDate, v.State,
-						started, time.Duration(v.DurationMS)*time.Millisecond)
-				}
-				return tw.Flush()
+				return writeRuns(e, views)
 			})
 		},
 	}
+	addLocalFlag(cmd)
 	f := cmd.Flags()
 	f.StringVar(&pipelineName, "pipeline", "", "only runs of this pipeline")
 	f.StringVar(&namespace, "namespace", "", "only runs in this namespace")
@@ -242,12 +236,35 @@ func runsCommand(e *env) *cobra.Command {
 	return cmd
 }
 
+// writeRuns renders runs as 'sluice runs' does: a table, or JSON.
+func writeRuns(e *env, views []runView) error {
+	if e.json() {
+		return e.writeJSON(views)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tPIPELINE\tLOGICAL DATE\tSTATE\tSTARTED\tDURATION")
+	for _, v := range views {
+		started := "-"
+		if v.StartedAt != nil {
+			started = v.StartedAt.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%s\n", v.ID, v.Namespace, v.Pipeline, v.LogicalDate, v.State,
+			started, time.Duration(v.DurationMS)*time.Millisecond)
+	}
+	return tw.Flush()
+}
+
 func showCommand(e *env) *cobra.Command {
-	return &cobra.Command{
+	return withLocalFlag(&cobra.Command{
 		Use:   "show RUN_ID",
 		Short: "Show a run: its tasks, attempts and outputs",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
+			if r, err := e.remoteFor(cmd); err != nil {
+				return err
+			} else if r != nil {
+				return remoteShow(cmd.Context(), e, r, a[0])
+			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
 				if _, err := e.signedInForRun(ctx, ap, access.RunRead, a[0]); err != nil {
 					return err
@@ -279,25 +296,30 @@ func showCommand(e *env) *cobra.Command {
 				for _, l := range qualityLines(s.Quality) {
 					fmt.Fprintln(e.stdout, l)
 				}
-				fmt.Fprintln(e.stdout, "\nattempts:")
-				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "TASK\t#\tOUTCOME\tSTARTED\tDURATION\tEXIT\tERROR")
-				for _, at := range s.Attempts {
-					exit := "-"
-					if at.ExitCode != nil {
-						exit = fmt.Sprint(*at.ExitCode)
-					}
-					var end time.Time
-					if at.EndedAt != nil {
-						end = *at.EndedAt
-					}
-					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", at.Task, at.Number, at.Outcome,
-						at.StartedAt.Local().Format("15:04:05.000"), span(at.StartedAt, end).Round(time.Millisecond), exit, firstLine(at.Error))
-				}
-				return tw.Flush()
+				return printAttempts(e, s.Attempts)
 			})
 		},
+	})
+}
+
+// printAttempts renders the attempts table of 'sluice show'.
+func printAttempts(e *env, atts []attemptView) error {
+	fmt.Fprintln(e.stdout, "\nattempts:")
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TASK\t#\tOUTCOME\tSTARTED\tDURATION\tEXIT\tERROR")
+	for _, at := range atts {
+		exit := "-"
+		if at.ExitCode != nil {
+			exit = fmt.Sprint(*at.ExitCode)
+		}
+		var end time.Time
+		if at.EndedAt != nil {
+			end = *at.EndedAt
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", at.Task, at.Number, at.Outcome,
+			at.StartedAt.Local().Format("15:04:05.000"), span(at.StartedAt, end).Round(time.Millisecond), exit, firstLine(at.Error))
 	}
+	return tw.Flush()
 }
 
 func logsCommand(e *env) *cobra.Command {
@@ -310,6 +332,11 @@ func logsCommand(e *env) *cobra.Command {
 			taskName := ""
 			if len(a) == 2 {
 				taskName = a[1]
+			}
+			if r, err := e.remoteFor(cmd); err != nil {
+				return err
+			} else if r != nil {
+				return remoteLogs(cmd.Context(), e, r, a[0], taskName, attempt)
 			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
 				if _, err := e.signedInForRun(ctx, ap, access.LogRead, a[0]); err != nil {
@@ -361,6 +388,7 @@ func logsCommand(e *env) *cobra.Command {
 			})
 		},
 	}
+	addLocalFlag(cmd)
 	cmd.Flags().IntVar(&attempt, "attempt", 0, "only this attempt number")
 	return cmd
 }

@@ -44,7 +44,11 @@ func triggerCommand(e *env) *cobra.Command {
 		Long: `Trigger creates a manual run of the newest pushed version of a pipeline that
 may run on schedule (in a protected namespace, the newest approved one) and
 executes it here, printing progress. With --detach the run is left queued for
-the scheduler of a running server to execute.`,
+the scheduler of a running server to execute.
+
+Signed in to a server ('sluice login --server'), the server queues and runs
+it; the command follows the run to its end and prints its summary, or with
+--detach returns once it is queued. --local acts on the state directory.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			ns, name, err := splitPipeline(a[0])
@@ -59,6 +63,11 @@ the scheduler of a running server to execute.`,
 				if _, err := time.Parse(time.DateOnly, date); err != nil {
 					return exitWith(ExitUsage, fmt.Errorf("--date: %q is not a date (want YYYY-MM-DD)", date))
 				}
+			}
+			if r, err := e.remoteFor(cmd); err != nil {
+				return err
+			} else if r != nil {
+				return remoteTrigger(cmd.Context(), e, r, ns, name, given, date, detach)
 			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, a2 *app.App, pr *progress) error {
 				who, err := e.signedIn(ctx, a2, access.RunTrigger, access.Resource{Type: access.ResRun, Namespace: ns, Name: name})
@@ -107,7 +116,9 @@ the scheduler of a running server to execute.`,
 	f := cmd.Flags()
 	f.StringArrayVarP(&params, "param", "p", nil, "set a pipeline parameter, name=value (repeatable)")
 	f.StringVar(&date, "date", "", "logical date of the run, YYYY-MM-DD (default today in the schedule's zone)")
-	f.BoolVar(&detach, "detach", false, "leave the run queued for a running server instead of executing it here")
+	f.BoolVar(&detach, "detach", false, "leave the run queued for a running server instead of executing it here "+
+		"(on a server: return once it is queued instead of following it)")
+	addLocalFlag(cmd)
 	return cmd
 }
 

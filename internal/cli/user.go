@@ -189,8 +189,8 @@ two-person rule (one requests, another approves) from the start.`,
 
 func loginCommand(e *env) *cobra.Command {
 	var (
-		code     string
-		recovery bool
+		code, serverURL, caFile string
+		recovery                bool
 	)
 	cmd := &cobra.Command{
 		Use:   "login USER",
@@ -203,10 +203,26 @@ given). A user with an authenticator enrolled gives its code (--code, or
 MFA enrols now: the otpauth URI and the recovery codes are printed once,
 and a first code confirms the enrolment (or run 'sluice login USER --code
 CODE' again to confirm it). The session is saved, mode 0600, under the
-user configuration directory (SLUICE_CONFIG_DIR overrides it).`,
+user configuration directory (SLUICE_CONFIG_DIR overrides it).
+
+With --server URL, login signs in to a running 'sluice server' instead: the
+password, then the TOTP code when the server asks for one, go to the
+server, and the session is saved for it. From then on runs, show, logs,
+trigger, pipeline push / approve / versions, whoami and logout act on that
+server as this user (--local acts on the state directory; 'sluice logout'
+ends the login). The server's certificate is always verified, against the
+system's roots or, with --ca-cert FILE (e.g. the server's <state
+dir>/tls/server.crt), against the certificates in FILE, which are saved
+with the login. http:// URLs are refused except for a loopback host.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			name := a[0]
+			if serverURL != "" {
+				return remoteLogin(cmd.Context(), e, serverURL, caFile, name, code, recovery)
+			}
+			if caFile != "" {
+				return exitWith(ExitUsage, errors.New("--ca-cert goes with --server"))
+			}
 			pr := newPrompter(e)
 			pw, err := pr.secret("password for " + name)
 			if err != nil {
@@ -258,6 +274,8 @@ user configuration directory (SLUICE_CONFIG_DIR overrides it).`,
 	}
 	cmd.Flags().StringVar(&code, "code", "", "TOTP code from the authenticator app")
 	cmd.Flags().BoolVar(&recovery, "recovery", false, "--code is a recovery code")
+	cmd.Flags().StringVar(&serverURL, "server", "", "sign in to this server (https://HOST:PORT) instead of the state directory")
+	cmd.Flags().StringVar(&caFile, "ca-cert", "", "with --server: trust only the PEM certificates in this file for the server")
 	return cmd
 }
 
@@ -321,11 +339,16 @@ func secondFactor(ctx context.Context, e *env, ap *app.App, pr *prompter, u auth
 }
 
 func logoutCommand(e *env) *cobra.Command {
-	return &cobra.Command{
+	return withLocalFlag(&cobra.Command{
 		Use:   "logout",
-		Short: "End the session saved for this state directory",
+		Short: "End the server login, or the session saved for this state directory",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if r, err := e.remoteFor(cmd); err != nil {
+				return err
+			} else if r != nil {
+				return remoteLogout(cmd.Context(), e, r)
+			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
 				path, err := e.sessionPath(ap.Config.Home)
 				if err != nil {
@@ -352,15 +375,20 @@ func logoutCommand(e *env) *cobra.Command {
 				return nil
 			})
 		},
-	}
+	})
 }
 
 func whoamiCommand(e *env) *cobra.Command {
-	return &cobra.Command{
+	return withLocalFlag(&cobra.Command{
 		Use:   "whoami",
-		Short: "Show who sluice takes you for, and your roles",
+		Short: "Show who sluice takes you for, and your roles (or, signed in to a server, which server)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if r, err := e.remoteFor(cmd); err != nil {
+				return err
+			} else if r != nil {
+				return remoteWhoami(cmd.Context(), e, r)
+			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
 				p, err := e.principal(ctx, ap)
 				if err != nil {
@@ -415,7 +443,7 @@ func whoamiCommand(e *env) *cobra.Command {
 				return nil
 			})
 		},
-	}
+	})
 }
 
 func userCommand(e *env) *cobra.Command {
