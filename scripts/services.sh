@@ -35,3 +35,14 @@ ensure() { # name port start-command...
 ensure PostgreSQL 5432 bash -c 'pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start'
 ensure MariaDB 3306 start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
 ensure NATS 4222 start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+
+# The web UI's end-to-end test drives Debian's headless Chromium; install it
+# when it is missing (the test fails without it when CI=true).
+if [ ! -x /usr/bin/chromium ]; then
+	echo "services: chromium is missing; installing it"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -qq --no-install-recommends chromium >/dev/null ||
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+else
+	echo "services: chromium at /usr/bin/chromium"
+fi

@@ -14,9 +14,11 @@ import (
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/monitor"
 	"github.com/sluicehq/sluice/internal/pipeline"
+	"github.com/sluicehq/sluice/internal/privacy"
 	"github.com/sluicehq/sluice/internal/schedule"
 	"github.com/sluicehq/sluice/internal/server"
 	"github.com/sluicehq/sluice/internal/store"
+	"github.com/sluicehq/sluice/internal/web"
 )
 
 // readinessProbeID is a run id no run has (run ids are generated hex), so
@@ -75,6 +77,10 @@ type Server struct {
 	// API is the REST API the server serves; nil when ServerOptions.API
 	// replaced it.
 	API *api.API
+	// UI is the web UI the server serves; nil when ServerOptions.UI
+	// replaced it, or ServerOptions.API did (the UI authenticates
+	// through the API).
+	UI *web.UI
 
 	sched *schedule.Scheduler
 
@@ -149,7 +155,7 @@ func (a *App) StartServer(ctx context.Context, opts ServerOptions) (*Server, err
 	if apiHandler == nil {
 		s.API, err = api.New(api.Deps{
 			Store: a.Store, Auth: a.Auth, Access: a.Access, Keys: a.Keys, Secrets: a.Secrets,
-			Scheduler: sched, Go: s.Go, CSRF: csrf, StateDir: a.Config.Home,
+			Scheduler: sched, Engine: a.Engine, Go: s.Go, CSRF: csrf, StateDir: a.Config.Home,
 			Logger: a.Logger, Metrics: a.Metrics,
 		})
 		if err != nil {
@@ -157,6 +163,18 @@ func (a *App) StartServer(ctx context.Context, opts ServerOptions) (*Server, err
 			return nil, fmt.Errorf("building the API: %w", err)
 		}
 		apiHandler = s.API
+	}
+	uiHandler := opts.UI
+	if uiHandler == nil && s.API != nil {
+		s.UI, err = web.New(web.Deps{
+			API: s.API, Store: a.Store, Auth: a.Auth, Access: a.Access, Scheduler: sched, Keys: a.Keys,
+			CSRF: csrf, StateDir: a.Config.Home, Parse: pipeline.Options{Connectors: a.Connectors}, Logger: a.Logger,
+		})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("building the UI: %w", err)
+		}
+		uiHandler = s.UI
 	}
 	hs, err := server.New(server.Options{
 		Listen:          opts.Listen,
@@ -170,7 +188,7 @@ func (a *App) StartServer(ctx context.Context, opts ServerOptions) (*Server, err
 		ShutdownTimeout: opts.ShutdownTimeout,
 		CSRF:            csrf,
 		API:             apiHandler,
-		UI:              opts.UI,
+		UI:              uiHandler,
 	})
 	if err != nil {
 		cancel()
@@ -185,6 +203,10 @@ func (a *App) StartServer(ctx context.Context, opts ServerOptions) (*Server, err
 		cancel()
 		return nil, errors.Join(fmt.Errorf("starting scheduler: %w", err), hs.Stop())
 	}
+	// Retention: expired datasets are swept at start and every hour
+	// until Stop; each deletion is recorded in the audit log.
+	janitor := &privacy.Janitor{Store: a.Store, StateDir: a.Config.Home, Logger: a.Logger}
+	s.Go(func(ctx context.Context) { _ = janitor.Run(ctx, privacy.DefaultJanitorInterval) })
 	return s, nil
 }
 

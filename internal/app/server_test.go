@@ -99,12 +99,22 @@ func TestServeEndToEnd(t *testing.T) {
 			}
 		})
 	}
-	code, body := get(t, c, base+"/api/v1/runs")
-	var e struct {
-		Error struct{ Code, Message, RequestID string } `json:"error"`
-	}
-	if err := json.Unmarshal([]byte(body), &e); err != nil || code != 404 || e.Error.Code != "not_found" {
-		t.Errorf("GET /api/v1/runs = %d %s, want a JSON not_found", code, body)
+	// The API is mounted and refuses callers without a credential; an
+	// unknown API path is a JSON not_found.
+	for _, tt := range []struct {
+		path, code string
+		status     int
+	}{
+		{"/api/v1/runs", "unauthenticated", 401},
+		{"/api/v1/no-such-thing", "not_found", 404},
+	} {
+		code, body := get(t, c, base+tt.path)
+		var e struct {
+			Error struct{ Code, Message, RequestID string } `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(body), &e); err != nil || code != tt.status || e.Error.Code != tt.code {
+			t.Errorf("GET %s = %d %s, want a JSON %s", tt.path, code, body, tt.code)
+		}
 	}
 
 	// A run executed by the embedded engine shows on /metrics.
@@ -116,7 +126,7 @@ func TestServeEndToEnd(t *testing.T) {
 	if r, err := s.App.Engine.Execute(t.Context(), p, run.ID); err != nil || r.State != store.RunSuccess {
 		t.Fatalf("Execute = %v, %v", r.State, err)
 	}
-	code, body = get(t, c, base+"/metrics")
+	code, body := get(t, c, base+"/metrics")
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(strings.NewReader(body))
 	if err != nil || code != 200 {

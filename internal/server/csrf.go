@@ -119,7 +119,14 @@ func (c *CSRF) check(r *http.Request) error {
 	default:
 		return &Error{Code: CodeForbidden, Message: "cross-site request refused", Err: fmt.Errorf("Sec-Fetch-Site %q", site)}
 	}
-	if origin := r.Header.Get("Origin"); origin != "" && !sameOrigin(r, origin) {
+	// Under Referrer-Policy: no-referrer (set on every response) a
+	// browser sends "Origin: null" with a form post even to its own site;
+	// Sec-Fetch-Site, which pages cannot set, then says whether it is.
+	origin := r.Header.Get("Origin")
+	if origin == "null" && r.Header.Get("Sec-Fetch-Site") == "same-origin" {
+		origin = ""
+	}
+	if origin != "" && !sameOrigin(r, origin) {
 		return &Error{Code: CodeForbidden, Message: "cross-origin request refused", Err: fmt.Errorf("Origin %q", origin)}
 	}
 	want := c.TokenFor(r)
