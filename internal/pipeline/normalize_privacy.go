@@ -19,9 +19,16 @@ type (
 		IPv6Prefix int        `json:"ipv6_prefix,omitempty"`
 	}
 	normTaskPrivacy struct {
-		PIIColumns  map[string]privacy.Type `json:"pii_columns,omitempty"`
-		AllowRawPII *normAllowRaw           `json:"allow_raw_pii,omitempty"`
-		Retain      string                  `json:"retain,omitempty"`
+		PIIColumns  map[string]any `json:"pii_columns,omitempty"`
+		AllowRawPII *normAllowRaw  `json:"allow_raw_pii,omitempty"`
+		Retain      string         `json:"retain,omitempty"`
+	}
+	// normPIIColumn is a pii_columns entry with a sensitivity other than
+	// the default; one with the default is normalised to its type alone,
+	// so that declaring the default changes no pipeline's content hash.
+	normPIIColumn struct {
+		Type        privacy.Type        `json:"type"`
+		Sensitivity privacy.Sensitivity `json:"sensitivity"`
 	}
 	normAllowRaw struct {
 		Columns []string `json:"columns"`
@@ -43,7 +50,17 @@ func normTaskPrivacyOf(t *Task) *normTaskPrivacy {
 	if len(t.PIIColumns) == 0 && t.AllowRawPII == nil && t.Retain == 0 {
 		return nil
 	}
-	n := &normTaskPrivacy{PIIColumns: t.PIIColumns}
+	n := &normTaskPrivacy{}
+	for col, d := range t.PIIColumns {
+		if n.PIIColumns == nil {
+			n.PIIColumns = map[string]any{}
+		}
+		if d.Effective() == privacy.DefaultSensitivity {
+			n.PIIColumns[col] = d.Type
+		} else {
+			n.PIIColumns[col] = normPIIColumn{Type: d.Type, Sensitivity: d.Sensitivity}
+		}
+	}
 	if a := t.AllowRawPII; a != nil {
 		n.AllowRawPII = &normAllowRaw{Columns: a.Columns, Reason: a.Reason}
 	}

@@ -189,7 +189,72 @@ func (ps *parser) generalize(opNode, opts *yaml.Node, what string, r *privacy.Ru
 	}
 }
 
-var allowRawFields = []string{"columns", "reason"}
+var (
+	allowRawFields  = []string{"columns", "reason"}
+	piiColumnFields = []string{"type", "sensitivity"}
+)
+
+// piiColumn parses one column of pii_columns: a type (email: email), or a
+// type and a sensitivity (ssn: {type: national_id, sensitivity:
+// restricted}; sensitivity may be left out). A sensitivity left out stays
+// "", privacy.DefaultSensitivity.
+func (ps *parser) piiColumn(v *yaml.Node, what string) (privacy.Declaration, bool) {
+	n := ps.resolve(v)
+	if n == nil {
+		return privacy.Declaration{}, false
+	}
+	typeNode, sensNode := n, (*yaml.Node)(nil)
+	switch {
+	case n.Kind == yaml.ScalarNode && !isNull(n):
+	case n.Kind == yaml.MappingNode:
+		fs := ps.fieldsOf(n, what, piiColumnFields)
+		tf, ok := fs["type"]
+		if !ok {
+			ps.errorf(n, "%s: missing type: the kind of personal data the column holds (%s)", what, piiTypeNames())
+			return privacy.Declaration{}, false
+		}
+		typeNode = tf.val
+		if sf, ok := fs["sensitivity"]; ok {
+			sensNode = sf.val
+		}
+	default:
+		ps.errorf(n, "%s: want a personal data type such as email, or {type: national_id, sensitivity: restricted}, got %s", what, describe(n))
+		return privacy.Declaration{}, false
+	}
+	s, ok := ps.str(typeNode, what+": type")
+	if !ok {
+		return privacy.Declaration{}, false
+	}
+	typ, err := privacy.ParseType(s)
+	if err != nil {
+		ps.errorf(ps.resolve(typeNode), "%s: %s", what, err.Error())
+		return privacy.Declaration{}, false
+	}
+	d := privacy.Declaration{Type: typ}
+	if sensNode == nil {
+		return d, true
+	}
+	if s, ok = ps.str(sensNode, what+": sensitivity"); !ok {
+		return d, false
+	}
+	if d.Sensitivity, err = privacy.ParseSensitivity(s); err == nil {
+		err = d.Check()
+	}
+	if err != nil {
+		ps.errorf(ps.resolve(sensNode), "%s: %s", what, err.Error())
+		return d, false
+	}
+	return d, true
+}
+
+// piiTypeNames lists the personal data types for messages.
+func piiTypeNames() string {
+	names := make([]string, len(privacy.Types))
+	for i, t := range privacy.Types {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ", ")
+}
 
 // privacyFields parses the data-only task fields pii_columns:,
 // allow_raw_pii: and retain:.
@@ -204,19 +269,14 @@ func (ps *parser) privacyFields(fields map[string]pair, t *Task, what string) {
 		pw := what + ": pii_columns"
 		for _, kv := range ps.columnMap(f.val, pw) {
 			ps.column(kv.key, pw, kv.key.Value, false)
-			s, ok := ps.str(kv.val, fmt.Sprintf("%s: %s", pw, kv.key.Value))
+			d, ok := ps.piiColumn(kv.val, fmt.Sprintf("%s: column %q", pw, kv.key.Value))
 			if !ok {
 				continue
 			}
-			typ, err := privacy.ParseType(s)
-			if err != nil {
-				ps.errorf(ps.resolve(kv.val), "%s: column %q: %s", pw, kv.key.Value, err.Error())
-				continue
-			}
 			if t.PIIColumns == nil {
-				t.PIIColumns = map[string]privacy.Type{}
+				t.PIIColumns = map[string]privacy.Declaration{}
 			}
-			t.PIIColumns[kv.key.Value] = typ
+			t.PIIColumns[kv.key.Value] = d
 		}
 	}
 	if f, ok := fields["allow_raw_pii"]; ok {

@@ -174,10 +174,13 @@ type Task struct {
 	MaxBadRatio *float64
 
 	// PIIColumns declares which columns of the data hold personal data,
-	// and of what type (pii_columns: {email: email, ssn: national_id}).
-	// The guard at the sink refuses a declared column that no pii step
-	// protected, whatever detection finds.
-	PIIColumns map[string]privacy.Type
+	// of what type, and how sensitive they are (pii_columns: {email:
+	// email, ssn: {type: national_id, sensitivity: restricted}}). The
+	// guard at the sink refuses a declared column that no pii step
+	// protected unless the sink's classification is at least the
+	// column's sensitivity, whatever detection finds. A Sensitivity of ""
+	// means none was declared: privacy.DefaultSensitivity.
+	PIIColumns map[string]privacy.Declaration
 	// AllowRawPII, when not nil, lets the listed columns reach the sink
 	// unprotected, for the reason given (recorded in the task log).
 	AllowRawPII *AllowRawPII

@@ -4,20 +4,120 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/audit"
+	"github.com/sluicehq/sluice/internal/clock"
 	"github.com/sluicehq/sluice/internal/store"
 )
 
 // Janitor enforces retention: it deletes the datasets whose retain: period
-// has passed, file and record, and records each deletion.
+// has passed, file and record, and records each deletion. Sweep deletes
+// once (`sluice janitor`); Run sweeps on an interval (`sluice server`).
 type Janitor struct {
 	Store    store.Store
 	StateDir string
-	// Now is the clock; nil means time.Now.
+	// Now is the clock of Sweep; nil means Clock's, else time.Now.
 	Now func() time.Time
+	// Clock is the clock of Run's waits (and of Sweep when Now is nil);
+	// nil means the wall clock.
+	Clock clock.Clock
+	// Logger receives a line for every sweep Run makes that deleted
+	// something or failed; nil discards them.
+	Logger *slog.Logger
+
+	deleted, sweeps, failures atomic.Int64
+}
+
+// DefaultJanitorInterval is how often `sluice server` sweeps: retention
+// periods are whole hours or days in practice, and a sweep with nothing
+// to delete is one indexed query.
+const DefaultJanitorInterval = time.Hour
+
+// JanitorActor is who the audit log says deleted a dataset Run swept.
+const JanitorActor = "system:janitor"
+
+// Run sweeps at once and then every interval until ctx is done, then
+// returns nil. A failed sweep is logged, counted and tried again at the
+// next interval (what it deleted before failing stays deleted and
+// recorded). Every sweep that deleted datasets is also recorded in the
+// audit log, as data.retention_delete by JanitorActor, as `sluice
+// janitor` records it for its caller. Run is meant to be started once,
+// in its own goroutine.
+func (j *Janitor) Run(ctx context.Context, every time.Duration) error {
+	if every <= 0 {
+		return fmt.Errorf("retention janitor: interval %v: must be positive", every)
+	}
+	clk := j.clock()
+	for {
+		j.sweepAndRecord(ctx)
+		t := clk.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C():
+		}
+	}
+}
+
+// Deleted is the number of datasets Run has deleted so far.
+func (j *Janitor) Deleted() int64 { return j.deleted.Load() }
+
+// Sweeps is the number of sweeps Run has made so far.
+func (j *Janitor) Sweeps() int64 { return j.sweeps.Load() }
+
+// Failures is the number of Run's sweeps that failed.
+func (j *Janitor) Failures() int64 { return j.failures.Load() }
+
+func (j *Janitor) clock() clock.Clock {
+	if j.Clock != nil {
+		return j.Clock
+	}
+	return clock.Real{}
+}
+
+func (j *Janitor) logger() *slog.Logger {
+	if j.Logger != nil {
+		return j.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// sweepAndRecord is one sweep of Run: sweep, count, log, audit.
+func (j *Janitor) sweepAndRecord(ctx context.Context) {
+	done, err := j.Sweep(ctx)
+	if ctx.Err() != nil && err != nil {
+		err = nil // shutting down mid-sweep; the next start finishes it
+	}
+	j.sweeps.Add(1)
+	j.deleted.Add(int64(len(done)))
+	log := j.logger()
+	if len(done) > 0 {
+		ids := make([]string, len(done))
+		for i, d := range done {
+			ids[i] = d.ArtifactID
+		}
+		log.Info("retention: deleted expired datasets", "count", len(done), "artifacts", strings.Join(ids, ","))
+		// The audit record outlives a cancelled ctx: the deletions did
+		// happen.
+		aerr := audit.Record(context.WithoutCancel(ctx), j.Store, audit.Event{
+			Actor: JanitorActor, Action: "data.retention_delete", Outcome: audit.OutcomeSuccess,
+			Source: audit.SourceEngine, Details: map[string]string{"artifacts": fmt.Sprint(len(done))},
+		})
+		if aerr != nil {
+			err = errors.Join(err, fmt.Errorf("recording the deletions in the audit log: %w", aerr))
+		}
+	}
+	if err != nil {
+		j.failures.Add(1)
+		log.Error("retention: sweep failed; trying again at the next interval", "err", err)
+	}
 }
 
 // janitorPage is how many expired artifacts one store query returns.
@@ -28,8 +128,11 @@ const janitorPage = 200
 // interrupted between the file and the record is finished by the next).
 func (j *Janitor) Sweep(ctx context.Context) ([]store.ArtifactDeletion, error) {
 	now := time.Now
-	if j.Now != nil {
+	switch {
+	case j.Now != nil:
 		now = j.Now
+	case j.Clock != nil:
+		now = j.Clock.Now
 	}
 	at := now().UTC()
 	var done []store.ArtifactDeletion

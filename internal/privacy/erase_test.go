@@ -1,16 +1,22 @@
 package privacy_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sluicehq/sluice/internal/artifact"
+	"github.com/sluicehq/sluice/internal/audit"
+	"github.com/sluicehq/sluice/internal/clock"
 	"github.com/sluicehq/sluice/internal/data"
 	"github.com/sluicehq/sluice/internal/privacy"
 	"github.com/sluicehq/sluice/internal/store"
@@ -230,4 +236,84 @@ func TestJanitor(t *testing.T) {
 	if d := cmp.Diff([]string{"soon", "later"}, ids(recorded)); d != "" {
 		t.Errorf("recorded deletions (-want +got):\n%s", d)
 	}
+}
+
+// TestJanitorRun: Run sweeps at start and then on every interval of its
+// clock (a fake one: the test never sleeps), counts and logs what it
+// deletes, records it in the audit log, and returns when its context is
+// done.
+func TestJanitorRun(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	createRun(t, env)
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	writeArtifact(t, env, "past", [][2]string{{"a", "b"}}, t0.Add(-time.Hour))
+	writeArtifact(t, env, "soon", [][2]string{{"a", "b"}}, t0.Add(30*time.Minute))
+	writeArtifact(t, env, "later", [][2]string{{"a", "b"}}, t0.Add(150*time.Minute))
+	forever := writeArtifact(t, env, "forever", [][2]string{{"a", "b"}}, time.Time{})
+	fc := clock.NewFake(t0)
+	var logs syncBuffer
+	j := &privacy.Janitor{Store: env.db, StateDir: env.dir, Clock: fc, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	ctx, cancel := context.WithCancel(t.Context())
+	ran := make(chan error, 1)
+	go func() { ran <- j.Run(ctx, time.Hour) }()
+	for i, want := range []int64{1, 2, 2, 3} { // after the sweeps at t0, +1h, +2h, +3h
+		if i > 0 {
+			fc.Advance(time.Hour)
+		}
+		fc.BlockUntil(1) // the sweep is done: Run waits for the next
+		if got := j.Deleted(); got != want {
+			t.Fatalf("after the sweep at %v: %d deleted, want %d", fc.Now(), got, want)
+		}
+	}
+	cancel()
+	if err := <-ran; err != nil {
+		t.Fatalf("Run returned %v", err)
+	}
+	if j.Sweeps() != 4 || j.Failures() != 0 {
+		t.Errorf("sweeps %d, failures %d; want 4, 0", j.Sweeps(), j.Failures())
+	}
+	if _, err := env.db.GetArtifact(t.Context(), forever.ID); err != nil {
+		t.Errorf("artifact without retention: %v", err)
+	}
+	for _, id := range []string{"past", "soon", "later"} {
+		if !strings.Contains(logs.String(), id) {
+			t.Errorf("log does not name %s:\n%s", id, logs.String())
+		}
+	}
+	entries, err := audit.List(t.Context(), env.db, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		if e.Action == "data.retention_delete" && e.Actor == privacy.JanitorActor && e.Source == audit.SourceEngine {
+			got = append(got, e.Details["artifacts"])
+		}
+	}
+	if d := cmp.Diff([]string{"1", "1", "1"}, got); d != "" {
+		t.Errorf("audited deletions (-want +got):\n%s", d)
+	}
+	if err := j.Run(t.Context(), 0); err == nil {
+		t.Error("Run with a zero interval: no error")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's goroutine and the
+// test's.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -94,6 +94,50 @@ type Operator struct {
 	// of distinct values (emails, ids) it only costs, and is switched off.
 	memoTries, memoHits int
 	memoOff             bool
+	// mac is the operator's own keyed HMAC state (hmac operator), and
+	// hexes the arena its pseudonyms are written into: see pseudonym.
+	mac   *macState
+	hexes stringArena
+}
+
+// pseudonym is Tokenizer.Pseudonym for the operator's goroutine: the same
+// value, computed with the operator's own keyed state (no pool round trip)
+// and written into an arena shared by many pseudonyms, so that a column
+// of a million distinct values makes a few hundred allocations instead of
+// a million.
+func (o *Operator) pseudonym(v string) (string, error) {
+	if o.mac == nil {
+		st, err := o.tok.newMAC()
+		if err != nil {
+			return "", err
+		}
+		o.mac = st
+	}
+	return o.hexes.add(o.mac.pseudonym(v)), nil
+}
+
+// stringArena hands out strings cut from large shared buffers. A
+// strings.Builder never changes the bytes it has written, so a substring of
+// its String() stays valid while the builder goes on appending; a full
+// chunk is left to the garbage collector once no string cut from it is
+// live. Only values computed and kept together belong in one (a chunk lives
+// as long as its longest-lived string).
+type stringArena struct{ b strings.Builder }
+
+// arenaChunk is the size of an arena's buffers: a thousand pseudonyms.
+const arenaChunk = 64 << 10
+
+func (a *stringArena) add(p []byte) string {
+	if len(p) > arenaChunk/4 {
+		return string(p)
+	}
+	if a.b.Cap()-a.b.Len() < len(p) {
+		a.b = strings.Builder{}
+		a.b.Grow(arenaChunk)
+	}
+	n := a.b.Len()
+	a.b.Write(p)
+	return a.b.String()[n:]
 }
 
 // memoSize bounds an operator's memo: 16k values, a few megabytes at most.
@@ -270,7 +314,7 @@ func (o *Operator) applyRow(ctx context.Context, dst, src, subj *data.Column, r,
 	case OpMaskSpans:
 		dst.Strings = append(dst.Strings, MaskSpans(src.Strings[r]))
 	case OpHMAC:
-		p, err := o.memoized(ValueString(src, r), o.tok.Pseudonym)
+		p, err := o.memoized(ValueString(src, r), o.pseudonym)
 		if err != nil {
 			return err
 		}

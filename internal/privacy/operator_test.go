@@ -2,6 +2,7 @@ package privacy_test
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/internal/data"
 	"github.com/sluicehq/sluice/internal/keys"
 	"github.com/sluicehq/sluice/internal/privacy"
+	"github.com/sluicehq/sluice/internal/store"
 	"github.com/sluicehq/sluice/internal/store/sqlite"
 )
 
@@ -27,7 +29,7 @@ type testEnv struct {
 	kr  *keys.Keyring
 }
 
-func newEnv(t *testing.T) *testEnv {
+func newEnv(t testing.TB) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "sluice.db"), sqlite.Options{})
@@ -240,6 +242,41 @@ func TestMemoGivesTheSameValues(t *testing.T) {
 					t.Fatalf("%s, %s: value %d = %q, want %q", tc.name, op, i, got[i], want)
 				}
 			}
+		}
+	}
+}
+
+// TestPseudonymIsThePRF: the hmac operator's fast path (a keyed state per
+// operator, pseudonyms cut from a shared arena) gives, value for value,
+// the keyring's PRF of "hmac\x00" + value, in hex; so does Pseudonym.
+func TestPseudonymIsThePRF(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	tok, err := privacy.NewTokenizer(t.Context(), env.kr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prf, err := env.kr.NamedKey(t.Context(), store.PurposePRF, privacy.DefaultKeyName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := []string{"ann@example.com", "", "Zoë Ångström", strings.Repeat("x", 100<<10), "bob@example.org"}
+	for i := range 3000 { // more than one arena chunk
+		vals = append(vals, fmt.Sprintf("user%d@example.com", i))
+	}
+	vals = append(vals, "ann@example.com")
+	got, _ := apply(t, privacy.Rule{Op: privacy.OpHMAC}, strCol(vals...), tok)
+	for i, v := range vals {
+		sum, err := prf.PRF([]byte("hmac\x00" + v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := hex.EncodeToString(sum)
+		if got[i] != want {
+			t.Fatalf("value %d: operator gives %s, PRF %s", i, got[i], want)
+		}
+		if p, err := tok.Pseudonym(v); err != nil || p != want {
+			t.Fatalf("value %d: Pseudonym gives %s, %v; PRF %s", i, p, err, want)
 		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"strings"
 	"sync"
 
@@ -83,20 +82,54 @@ func NewTokenizer(ctx context.Context, kr Keyring) (*Tokenizer, error) {
 // computable without the key (so a dictionary of likely values does not
 // undo it, as it would an unkeyed hash).
 func (t *Tokenizer) Pseudonym(value string) (string, error) {
-	h, ok := t.macs.Get().(hash.Hash)
+	st, ok := t.macs.Get().(*macState)
 	if !ok {
 		var err error
-		if h, err = t.prf.HMAC(); err != nil {
-			return "", fmt.Errorf("computing pseudonym: %w", err)
+		if st, err = t.newMAC(); err != nil {
+			return "", err
 		}
 	}
-	h.Reset()
-	io.WriteString(h, "hmac\x00")
-	io.WriteString(h, value)
-	var sum [sha256.Size]byte
-	out := hex.EncodeToString(h.Sum(sum[:0]))
-	t.macs.Put(h)
+	out := string(st.pseudonym(value))
+	t.macs.Put(st)
 	return out, nil
+}
+
+// newMAC returns a new keyed state for pseudonyms.
+func (t *Tokenizer) newMAC() (*macState, error) {
+	h, err := t.prf.HMAC()
+	if err != nil {
+		return nil, fmt.Errorf("computing pseudonym: %w", err)
+	}
+	return &macState{h: h}, nil
+}
+
+// macState is one keyed HMAC state with the buffers a pseudonym needs, so
+// that computing one allocates nothing but the returned string: the
+// message is copied into buf (a hash.Hash takes bytes, and converting the
+// string would allocate on every call), and the sum and its hex form have
+// room of their own.
+type macState struct {
+	h   hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
+	hex [2 * sha256.Size]byte
+}
+
+// pseudonymPrefix separates pseudonyms from every other use of the PRF
+// key (SubjectHash prefixes "subject\x00").
+const pseudonymPrefix = "hmac\x00"
+
+// pseudonym returns the hex HMAC of value in st.hex; valid until the next
+// call.
+func (st *macState) pseudonym(value string) []byte {
+	st.buf = append(append(st.buf[:0], pseudonymPrefix...), value...)
+	st.h.Reset()
+	st.h.Write(st.buf)
+	hex.Encode(st.hex[:], st.h.Sum(st.sum[:0]))
+	if cap(st.buf) > 64<<10 {
+		st.buf = nil // one huge value must not stay pinned in the pool
+	}
+	return st.hex[:]
 }
 
 // SubjectHash is the keyed hash of a subject id: the name of the

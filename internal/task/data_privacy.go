@@ -22,9 +22,11 @@ func (d *Data) withKeys(opts transform.Options) transform.Options {
 
 // exitGuard is the guard at a data task's sink: it refuses, before the
 // sink writes anything, every column declared or detected as personal
-// data that no pii step protected. Nil (checks nothing) for a task
-// without a sink connector (its output is an encrypted dataset inside
-// sluice, not an exit) and for a sink classified restricted.
+// data that no pii step protected and whose sensitivity is above the
+// sink's classification (the load's classification:, else the
+// pipeline's). Nil (checks nothing) for a task without a sink connector
+// (its output is an encrypted dataset inside sluice, not an exit) and for
+// a sink classified restricted, which every sensitivity allows.
 type exitGuard struct {
 	g       privacy.Guard
 	cols    []privacy.GuardColumn
@@ -44,7 +46,10 @@ func newExitGuard(job *Job, chain *transform.Chain, schema *data.Schema) (*exitG
 	if class == pipeline.Restricted {
 		return nil, nil
 	}
-	g := privacy.Guard{Task: t.Name, Sink: fmt.Sprintf("the %s sink (classification %s)", t.Load.Connector, classOr(class)), Declared: t.PIIColumns}
+	// The classification words are the sensitivity words (public <
+	// internal < confidential < restricted).
+	g := privacy.Guard{Task: t.Name, Sink: fmt.Sprintf("the %s sink", t.Load.Connector),
+		Class: privacy.Sensitivity(classOr(class)), Declared: t.PIIColumns}
 	if a := t.AllowRawPII; a != nil {
 		g.Allowed = a.Columns
 		if job.Log != nil {

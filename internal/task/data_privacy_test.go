@@ -95,6 +95,8 @@ func TestGuardPassesProtectedPII(t *testing.T) {
 		{"dropped", "    extract: {csv: {path: customers.csv}}\n    pii_columns: {email: email}\n    transform:\n      - pii: {email: drop}\n", "", "ann@"},
 		{"restricted sink", "    extract: {csv: {path: customers.csv}}\n    pii_columns: {email: email}\n", ", classification: restricted", ""},
 		{"allowed", "    extract: {csv: {path: customers.csv}}\n    allow_raw_pii: {columns: [email], reason: the newsletter provider needs it}\n", "", ""},
+		{"sensitivity at the sink's classification", "    extract: {csv: {path: customers.csv}}\n    pii_columns: {email: {type: email, sensitivity: confidential}}\n", "", ""},
+		{"sensitivity below the sink's classification", "    extract: {csv: {path: customers.csv}}\n    pii_columns: {email: {type: email, sensitivity: internal}}\n", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,6 +119,24 @@ func TestGuardPassesProtectedPII(t *testing.T) {
 				t.Errorf("task log does not record the reason: %q", job.Log)
 			}
 		})
+	}
+}
+
+// TestGuardSensitivityAboveTheSink: a column declared confidential does
+// not go raw into a sink classified internal, and the refusal says why.
+func TestGuardSensitivityAboveTheSink(t *testing.T) {
+	t.Parallel()
+	body := "    extract: {csv: {path: customers.csv}}\n    pii_columns: {email: {type: email, sensitivity: confidential}}\n    transform:\n      - rename: {email: contact}\n"
+	job, _, err := runGuard(t, body, ", classification: internal")
+	if !errors.Is(err, privacy.ErrRawPII) || !IsPermanent(err) {
+		t.Fatalf("error = %v, want a permanent ErrRawPII", err)
+	}
+	want := `column "contact" (email: declared in pii_columns as "email", renamed; sensitivity confidential, declared) reaches the jsonl sink (classification internal) unprotected: add a pii step before the step that renames "email" to "contact"`
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %v\ndoes not say %s", err, want)
+	}
+	if _, serr := os.Stat(filepath.Join(job.Pipeline.Dir, "out.jsonl")); !errors.Is(serr, os.ErrNotExist) {
+		t.Errorf("the sink wrote out.jsonl despite the guard (stat: %v)", serr)
 	}
 }
 
