@@ -56,10 +56,11 @@ const (
 	msgDisabled       = "this account is disabled"
 )
 
-// loginFailure turns an error of the identity service's Login or
-// second-factor check into the answer and counts it in
-// sluice_auth_failures_total by reason. Store failures stay internal.
-func (a *API) loginFailure(err error, codeStep bool) error {
+// LoginFailure turns an error of the identity service's Login or
+// second-factor check (codeStep) into the answer and counts it in
+// sluice_auth_failures_total by reason. Store failures stay internal. The
+// web UI's sign-in form counts its failures through it too.
+func (a *API) LoginFailure(err error, codeStep bool) error {
 	reason, msg := "", ""
 	switch {
 	case errors.Is(err, auth.ErrLocked):
@@ -96,7 +97,7 @@ func (a *API) checkSecondFactor(ctx context.Context, u auth.User, totp, recovery
 		return false, &server.Error{Code: server.CodeUnauthenticated, Message: msgCodeRequired}
 	}
 	if err != nil {
-		return false, a.loginFailure(err, true)
+		return false, a.LoginFailure(err, true)
 	}
 	return true, nil
 }
@@ -119,7 +120,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request, _ *Call) error {
 	ctx := r.Context()
 	u, err := a.d.Auth.Login(ctx, req.Username, req.Password)
 	if err != nil {
-		return a.loginFailure(err, false)
+		return a.LoginFailure(err, false)
 	}
 	mfa, err := a.checkSecondFactor(ctx, u, req.TOTPCode, req.RecoveryCode)
 	if err != nil {
@@ -133,7 +134,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request, _ *Call) error {
 	}
 	secret, s, err := a.d.Auth.NewSession(ctx, u.ID, auth.MethodPassword, mfa)
 	if err != nil {
-		return a.loginFailure(err, false)
+		return a.LoginFailure(err, false)
 	}
 	resp := LoginResponse{SessionID: s.ID, ExpiresAt: s.ExpiresAt.UTC(),
 		User: Me{Username: u.Username, DisplayName: u.DisplayName, Groups: nonNil(u.Groups), Method: MethodSession,
@@ -180,7 +181,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request, _ *Call) er
 	// answer for an unknown account, and applies the lockout.
 	u, err := a.d.Auth.Login(ctx, req.Username, req.CurrentPassword)
 	if err != nil {
-		return a.loginFailure(err, false)
+		return a.LoginFailure(err, false)
 	}
 	if _, err := a.checkSecondFactor(ctx, u, req.TOTPCode, req.RecoveryCode); err != nil {
 		return err
@@ -189,7 +190,7 @@ func (a *API) changePassword(w http.ResponseWriter, r *http.Request, _ *Call) er
 		if errors.Is(err, auth.ErrWeakPassword) {
 			return &server.Error{Code: server.CodeInvalid, Message: "new_password: " + err.Error(), Err: err}
 		}
-		return a.loginFailure(err, false)
+		return a.LoginFailure(err, false)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -44,6 +44,11 @@ const APIPrefix = "/api/v1/"
 // account with CheckAccount.
 const AuthPrefix = APIPrefix + "auth/"
 
+// LoginPath is the web UI's sign-in form: posts to it are rate limited
+// like the API's login, per client address here and per account by the
+// UI's handler (CheckAccount).
+const LoginPath = "/login"
+
 // Errors New returns for a listen address it refuses.
 var (
 	// ErrInsecureListen: plain HTTP was asked for on an address that is
@@ -237,6 +242,8 @@ func (s *Server) routes() http.Handler {
 	// endpoints belong under AuthPrefix, where the rate limits apply.
 	mux.Handle(AuthPrefix, Chain(api, WithRateLimit(perIP, perAccount), s.csrf.Protect))
 	mux.Handle(APIPrefix, s.csrf.Protect(api))
+	// The web UI's sign-in form gets the same limits as the API's.
+	mux.Handle("POST "+LoginPath, Chain(ui, WithRateLimit(perIP, perAccount), s.csrf.Protect))
 	mux.Handle("/api/", notFound)
 	// The web UI plugs in here (Options.UI): every other path.
 	mux.Handle("/", s.csrf.Protect(ui))

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/sluicehq/sluice/internal/auth"
@@ -55,14 +56,29 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	password := r.PostFormValue("password")
 	code := strings.TrimSpace(r.PostFormValue("code"))
 	view := loginView{Next: safeNext(r.PostFormValue("next")), Username: username, Error: errSignIn}
+	codeStep := false
 	refuse := func(err error) {
 		if err != nil && !isAuthFailure(err) {
 			server.Logger(ctx).Error("sign-in failed", slog.String(keyError, err.Error()))
+		}
+		if err != nil {
+			_ = u.d.API.LoginFailure(err, codeStep) // counts it by reason
 		}
 		u.render(w, r, http.StatusUnauthorized, "login", nil, "Sign in", view)
 	}
 	if username == "" || password == "" {
 		refuse(nil)
+		return
+	}
+	// The form is rate limited like the API's sign-in: per client address
+	// by the server's middleware, per account here.
+	if err := server.CheckAccount(r, strings.ToLower(username)); err != nil {
+		var se *server.Error
+		if errors.As(err, &se) && se.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(se.RetryAfter.Seconds())+1))
+		}
+		view.Error = "Too many sign-in attempts for this account; wait a few minutes and try again."
+		u.render(w, r, http.StatusTooManyRequests, "login", nil, "Sign in", view)
 		return
 	}
 	usr, err := u.d.Auth.Login(ctx, username, password)
@@ -81,6 +97,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mfa := false
+	codeStep = true
 	if enrolled {
 		switch {
 		case code == "":

@@ -3,6 +3,8 @@ package web_test
 import (
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -167,5 +169,41 @@ func TestPagesAndPermissions(t *testing.T) {
 	}
 	if _, body := dana.get("/pipelines"); !strings.Contains(body, "<h1>Sign in</h1>") {
 		t.Error("after signing out, /pipelines still shows pipelines")
+	}
+}
+
+// TestSignInLimitsAndCounts: the sign-in form is rate limited per account
+// like the API's, and its failures are counted in
+// sluice_auth_failures_total.
+func TestSignInLimitsAndCounts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.user("vic", false, "")
+	b := e.browser()
+	limited := false
+	for i := range 12 {
+		status, body := b.post("/login", url.Values{"username": {"VIC"}, "password": {"wrong-" + strconv.Itoa(i)}})
+		switch status {
+		case http.StatusUnauthorized:
+			if limited {
+				t.Fatalf("attempt %d answered 401 after the limit was reached", i)
+			}
+		case http.StatusTooManyRequests:
+			limited = true
+			mustContain(t, "the limited sign-in page", body, "Too many sign-in attempts")
+		default:
+			t.Fatalf("attempt %d: status %d", i, status)
+		}
+	}
+	if !limited {
+		t.Fatal("12 failed sign-ins for one account were never rate limited")
+	}
+	// Even the right password is refused while the account is limited.
+	if status, _ := b.post("/login", url.Values{"username": {"vic"}, "password": {password}}); status != http.StatusTooManyRequests {
+		t.Errorf("right password while limited: %d, want 429", status)
+	}
+	_, metrics := b.get("/metrics")
+	if !regexp.MustCompile(`sluice_auth_failures_total\{reason="bad_password"\} ([1-9][0-9]*)`).MatchString(metrics) {
+		t.Errorf("no bad_password failures counted on /metrics:\n%.2000s", metrics)
 	}
 }
