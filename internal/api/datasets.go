@@ -278,14 +278,7 @@ type DatasetRows struct {
 }
 
 // datasetRows reads up to ?limit= rows (default 100, at most 500) of a
-// dataset after verifying its checksum. What the caller sees depends on
-// their permissions: with dataset.read_raw in the namespace the values as
-// stored (a privileged read: the decision is recorded in the audit log
-// before a byte is read); with dataset.read_masked only, every string
-// column and every column the task declares as personal data is masked.
-// Nothing records which undeclared columns hold personal data, so masking
-// every string column is what keeps an undeclared email address from
-// showing.
+// dataset, as ReadDatasetRows describes.
 func (a *API) datasetRows(w http.ResponseWriter, r *http.Request, c *Call) error {
 	limit := defaultRows
 	if s := r.URL.Query().Get("limit"); s != "" {
@@ -295,27 +288,47 @@ func (a *API) datasetRows(w http.ResponseWriter, r *http.Request, c *Call) error
 		}
 		limit = n
 	}
-	if a.d.Keys == nil {
-		return errors.New("the API was built without a keyring")
-	}
 	art, run, err := a.loadDataset(r)
 	if err != nil {
 		return err
 	}
-	if art.Format != artifact.Format {
-		return server.Errorf(server.CodeConflict, "dataset %s is in format %q, which the API does not read", art.ID, art.Format)
+	out, err := a.ReadDatasetRows(r.Context(), c.Principal, art, run, limit, true)
+	if err != nil {
+		return err
 	}
-	ctx := r.Context()
+	return WriteJSON(w, http.StatusOK, out)
+}
+
+// ReadDatasetRows reads the first limit rows of dataset art, written by
+// run, after verifying its checksum, as p may see them. The caller has
+// already checked dataset.read_masked on the dataset. What p sees depends
+// on their permissions: with dataset.read_raw in the run's namespace, and
+// when the caller asks for it with wantRaw, the values as stored (a
+// privileged read: the decision is recorded in the audit log before a
+// byte is read); otherwise every string column and every column the task
+// declares as personal data is masked. Nothing records which undeclared
+// columns hold personal data, so masking every string column is what
+// keeps an undeclared email address from showing. The REST API always
+// asks for raw values (a holder of dataset.read_raw gets them); the web
+// UI asks only when the viewer chose to see them. Errors are
+// *server.Error where the caller should see the reason.
+func (a *API) ReadDatasetRows(ctx context.Context, p Principal, art store.Artifact, run store.Run, limit int, wantRaw bool) (DatasetRows, error) {
+	if a.d.Keys == nil {
+		return DatasetRows{}, errors.New("the API was built without a keyring")
+	}
+	if art.Format != artifact.Format {
+		return DatasetRows{}, server.Errorf(server.CodeConflict, "dataset %s is in format %q, which the API does not read", art.ID, art.Format)
+	}
 	res := access.Resource{Type: access.ResDataset, Namespace: run.Namespace, Name: art.ID}
-	raw := c.May(ctx, access.DatasetReadRaw, res)
+	raw := wantRaw && a.May(ctx, p, access.DatasetReadRaw, res)
 	if raw {
-		if err := c.Authorize(ctx, access.DatasetReadRaw, res); err != nil {
-			return err
+		if err := a.Authorize(ctx, p, access.DatasetReadRaw, res); err != nil {
+			return DatasetRows{}, err
 		}
 	}
 	rc, err := a.loadRunContext(ctx, run)
 	if err != nil {
-		return err
+		return DatasetRows{}, err
 	}
 	declared := map[string]bool{}
 	if t := rc.task(art.Task); t != nil {
@@ -327,10 +340,10 @@ func (a *API) datasetRows(w http.ResponseWriter, r *http.Request, c *Call) error
 		Unwrap: a.d.Keys.Unwrapper(ctx, artifact.AAD(art.ID)), PlainSHA256: art.PlainSHA256,
 	})
 	if errors.Is(err, artifact.ErrIntegrity) {
-		return &server.Error{Code: server.CodeConflict, Message: "dataset " + art.ID + " failed its integrity check: its file is not what the task wrote", Err: err}
+		return DatasetRows{}, &server.Error{Code: server.CodeConflict, Message: "dataset " + art.ID + " failed its integrity check: its file is not what the task wrote", Err: err}
 	}
 	if err != nil {
-		return fmt.Errorf("opening dataset %s: %w", art.ID, err)
+		return DatasetRows{}, fmt.Errorf("opening dataset %s: %w", art.ID, err)
 	}
 	defer rd.Close()
 	schema := rd.Schema()
@@ -349,10 +362,10 @@ func (a *API) datasetRows(w http.ResponseWriter, r *http.Request, c *Call) error
 			break
 		}
 		if errors.Is(err, artifact.ErrIntegrity) {
-			return &server.Error{Code: server.CodeConflict, Message: "dataset " + art.ID + " failed its integrity check", Err: err}
+			return DatasetRows{}, &server.Error{Code: server.CodeConflict, Message: "dataset " + art.ID + " failed its integrity check", Err: err}
 		}
 		if err != nil {
-			return fmt.Errorf("reading dataset %s: %w", art.ID, err)
+			return DatasetRows{}, fmt.Errorf("reading dataset %s: %w", art.ID, err)
 		}
 		for i := 0; i < b.Len; i++ {
 			if len(out.Rows) == limit {
@@ -369,7 +382,7 @@ func (a *API) datasetRows(w http.ResponseWriter, r *http.Request, c *Call) error
 	if !out.Truncated && int64(len(out.Rows)) < art.Rows && len(out.Rows) == limit {
 		out.Truncated = true
 	}
-	return WriteJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // cellOf is the JSON value of row i of col, masked when mask is set.

@@ -3,7 +3,9 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/sluicehq/sluice/internal/api"
 	"github.com/sluicehq/sluice/internal/audit"
 	"github.com/sluicehq/sluice/internal/auth"
+	"github.com/sluicehq/sluice/internal/server"
 	"github.com/sluicehq/sluice/internal/store"
 )
 
@@ -112,16 +115,21 @@ type accessView struct {
 	CanApprove bool
 	CanReview  bool
 	Me         string
+	// Reviewed is the id of the review just recorded, shown as a notice.
+	Reviewed string
 }
 
 // accessPage shows roles, pending access requests (with approve and
 // reject for binding.approve) and the access review of every binding
-// (binding.revoke).
+// (binding.revoke), with a form to record verdicts on it.
 func (u *UI) accessPage(w http.ResponseWriter, r *http.Request, v *viewer) error {
 	ctx := r.Context()
 	res := access.Resource{Type: access.ResBinding}
 	view := accessView{CanApprove: u.may(ctx, v, access.BindingApprove, res), CanReview: u.may(ctx, v, access.BindingRevoke, res),
 		Me: v.P.User.Username}
+	if view.CanReview {
+		view.Reviewed = r.URL.Query().Get("reviewed")
+	}
 	if !view.CanApprove && !view.CanReview {
 		return u.authorize(ctx, v, access.BindingApprove, res)
 	}
@@ -165,5 +173,59 @@ func (u *UI) decideRequest(w http.ResponseWriter, r *http.Request, v *viewer) er
 		return accessError(err)
 	}
 	http.Redirect(w, r, "/access", http.StatusSeeOther)
+	return nil
+}
+
+// Verdicts of the access review form, one per binding: keep confirms it,
+// revoke deletes it; a binding left without a verdict is not part of the
+// review.
+const (
+	verdictKeep   = "keep"
+	verdictRevoke = "revoke"
+)
+
+// recordReview records the verdicts of the access review form as one
+// review, like POST /api/v1/access-review and `sluice access review`: it
+// needs binding.revoke globally (checked here, so a refusal renders the
+// 403 page and is recorded, and again by the access service), the access
+// service records the review in the audit log before it deletes the
+// revoked bindings, and nobody confirms their own binding
+// (sod.self-review). The form lists each binding once in "binding", with
+// its verdict in "verdict-<id>" and an optional note in "note-<id>".
+func (u *UI) recordReview(w http.ResponseWriter, r *http.Request, v *viewer) error {
+	ctx := r.Context()
+	if err := u.authorize(ctx, v, access.BindingRevoke, access.Resource{Type: access.ResBinding}); err != nil {
+		return err
+	}
+	if err := r.ParseForm(); err != nil {
+		return &server.Error{Code: server.CodeInvalid, Message: "The form could not be read.", Err: err}
+	}
+	seen := map[string]bool{}
+	var ds []access.ReviewDecision
+	for _, id := range r.PostForm["binding"] {
+		if seen[id] {
+			return &server.Error{Code: server.CodeInvalid, Message: "Binding " + id + " is in the form twice."}
+		}
+		seen[id] = true
+		d := access.ReviewDecision{BindingID: id, Note: strings.TrimSpace(r.PostForm.Get("note-" + id))}
+		switch verdict := r.PostForm.Get("verdict-" + id); verdict {
+		case "":
+			continue
+		case verdictKeep:
+		case verdictRevoke:
+			d.Revoke = true
+		default:
+			return &server.Error{Code: server.CodeInvalid, Message: fmt.Sprintf("Binding %s: verdict %q: want %q or %q.", id, verdict, verdictKeep, verdictRevoke)}
+		}
+		ds = append(ds, d)
+	}
+	if len(ds) == 0 {
+		return &server.Error{Code: server.CodeInvalid, Message: "Choose keep or revoke for at least one binding."}
+	}
+	rec, err := u.d.Access.RecordReview(ctx, v.P.Subject, ds)
+	if err != nil {
+		return accessError(err)
+	}
+	http.Redirect(w, r, "/access?reviewed="+url.QueryEscape(rec.ID), http.StatusSeeOther)
 	return nil
 }

@@ -104,7 +104,8 @@ func (c *console) violations() []string {
 // protected namespace; paul, a second data engineer, approves it (dana
 // may not: the button is absent for her own version) and triggers it,
 // watches the run page turn to success, and reads a task's log; ann, an
-// analyst, is refused the pipeline page and offered no action. Every page
+// analyst, is refused the pipeline page and offered no action, and reads
+// a data pipeline's lineage graph and masked rows. Every page
 // must load without a CSP violation. Screenshots of the main pages go to
 // screenshotDir.
 func TestBrowserEndToEnd(t *testing.T) {
@@ -115,6 +116,7 @@ func TestBrowserEndToEnd(t *testing.T) {
 	danaKey := e.user("dana", true, "team", access.RoleDataEngineer)
 	paulKey := e.user("paul", true, "team", access.RoleDataEngineer)
 	e.user("ann", false, "", access.RoleDataAnalyst)
+	peopleRun := runPeople(t, e)
 	shots := screenshotDir(t)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -294,6 +296,24 @@ func TestBrowserEndToEnd(t *testing.T) {
 		t.Errorf("ann's 403 page says %q", got)
 	}
 	shot("denied")
+	// ann reads the datasets of a data pipeline's run: the lineage graph,
+	// then a dataset's rows, masked.
+	do("opening the datasets of a run as ann",
+		chromedp.Navigate(e.base+"/runs/"+peopleRun+"/datasets"),
+		chromedp.WaitVisible(`svg.dag`),
+	)
+	if got := text(".lineage"); !strings.Contains(got, "extract") || !strings.Contains(got, "clean") {
+		t.Errorf("the lineage graph does not show the datasets' tasks: %q", got)
+	}
+	shot("datasets")
+	do("opening the rows of a dataset as ann",
+		chromedp.Click(`#datasets a[href$="clean.1.out"]`),
+		chromedp.WaitVisible("#rows"),
+	)
+	if got := text("#rows"); !strings.Contains(got, "al***") || strings.Contains(got, "example.com") {
+		t.Errorf("ann's rows are not masked: %q", got)
+	}
+	shot("rows")
 
 	// The console listener works (DevTools evaluation is not subject to
 	// the page's CSP), and no page broke the policy.

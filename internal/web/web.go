@@ -180,11 +180,13 @@ func (u *UI) routes() {
 	m.Handle("GET /runs/{id}/status.json", u.page(u.runStatus))
 	m.Handle("GET /runs/{id}/tasks/{task}", u.page(u.taskPage))
 	m.Handle("GET /runs/{id}/datasets", u.page(u.datasetsPage))
+	m.Handle("GET /runs/{id}/datasets/{dataset}", u.page(u.datasetRowsPage))
 	m.Handle("GET /audit", u.page(u.auditPage))
 	m.Handle("POST /audit/verify", u.page(u.auditVerify))
 	m.Handle("GET /users", u.page(u.usersPage))
 	m.Handle("GET /access", u.page(u.accessPage))
 	m.Handle("POST /access/requests/{id}/{verdict}", u.page(u.decideRequest))
+	m.Handle("POST /access/review", u.page(u.recordReview))
 	m.Handle("/", u.page(func(w http.ResponseWriter, r *http.Request, v *viewer) error {
 		return errNotFound
 	}))
