@@ -113,7 +113,7 @@ func (a *API) accessError(err error, perm access.Permission) error {
 	return &server.Error{Code: code, Message: err.Error(), Err: err}
 }
 
-// RoleView is a role.
+// RoleView is a role: its one JSON form, in the API and the CLI.
 type RoleView struct {
 	Name        string   `json:"name"`
 	Description string   `json:"description,omitempty"`
@@ -122,7 +122,8 @@ type RoleView struct {
 	Permissions []string `json:"permissions"`
 }
 
-func viewRole(r access.Role) RoleView {
+// ViewRole is the JSON form of r.
+func ViewRole(r access.Role) RoleView {
 	ps := make([]string, len(r.Permissions))
 	for i, p := range r.Permissions {
 		ps[i] = string(p)
@@ -147,7 +148,7 @@ func (a *API) listRoles(w http.ResponseWriter, r *http.Request, _ *Call) error {
 	}
 	views := make([]RoleView, len(roles))
 	for i, ro := range roles {
-		views[i] = viewRole(ro)
+		views[i] = ViewRole(ro)
 	}
 	page, err := listPage(r, views, func(v RoleView) string { return v.Name })
 	if err != nil {
@@ -173,7 +174,7 @@ func (a *API) createRole(w http.ResponseWriter, r *http.Request, c *Call) error 
 		return a.accessError(err, access.RoleManage)
 	}
 	w.Header().Set("Location", Prefix+"/roles/"+ro.Name)
-	return WriteJSON(w, http.StatusCreated, viewRole(ro))
+	return WriteJSON(w, http.StatusCreated, ViewRole(ro))
 }
 
 func (a *API) deleteRole(w http.ResponseWriter, r *http.Request, c *Call) error {

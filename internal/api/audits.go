@@ -32,7 +32,9 @@ func (a *API) auditRoutes() []Route {
 	}
 }
 
-// AuditEntry is one event of the audit log with its place in the chain.
+// AuditEntry is one event of the audit log with its place in the chain:
+// the one JSON form of an audit entry, in the API and in the CLI's
+// --output json.
 type AuditEntry struct {
 	Seq       int64             `json:"seq"`
 	Time      time.Time         `json:"time"`
@@ -48,22 +50,20 @@ type AuditEntry struct {
 	Hash      string            `json:"hash"`
 }
 
-// parseAuditTime reads a filter time: RFC 3339, a date (UTC midnight)
-// or a duration before now ("24h"), as the command line takes them.
+// ViewAuditEntry is the JSON form of en.
+func ViewAuditEntry(en audit.Entry) AuditEntry {
+	return AuditEntry{Seq: en.Seq, Time: en.Time.UTC(), Actor: en.Actor, Action: en.Action,
+		Resource: en.Resource, Outcome: string(en.Outcome), Reason: en.Reason, Source: string(en.Source),
+		Address: en.Address, RequestID: en.RequestID, Details: en.Details, Hash: audit.Hex(en.Hash)}
+}
+
+// parseAuditTime reads the since or until parameter (audit.ParseTime).
 func parseAuditTime(name, s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
+	t, err := audit.ParseTime(s, now)
+	if err != nil {
+		return t, server.Errorf(server.CodeInvalid, "query parameter %s: %s", name, err.Error())
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return now.Add(-d), nil
-	}
-	return time.Time{}, server.Errorf(server.CodeInvalid, "query parameter %s: %q is not a time (want RFC 3339, YYYY-MM-DD or a duration such as 24h)", name, s)
+	return t, nil
 }
 
 // auditFilter reads the filters of GET /audit and /audit/export.
@@ -104,9 +104,7 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request, _ *Call) error {
 	}
 	views := make([]AuditEntry, 0, len(entries))
 	for _, en := range entries {
-		views = append(views, AuditEntry{Seq: en.Seq, Time: en.Time.UTC(), Actor: en.Actor, Action: en.Action,
-			Resource: en.Resource, Outcome: string(en.Outcome), Reason: en.Reason, Source: string(en.Source),
-			Address: en.Address, RequestID: en.RequestID, Details: en.Details, Hash: audit.Hex(en.Hash)})
+		views = append(views, ViewAuditEntry(en))
 	}
 	return WriteJSON(w, http.StatusOK, NewPage(views, next))
 }

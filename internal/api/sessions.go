@@ -273,7 +273,8 @@ func (a *API) revokeSession(w http.ResponseWriter, r *http.Request, c *Call) err
 	return nil
 }
 
-// TokenView is an API token without its secret.
+// TokenView is an API token without its secret: its one JSON form, in the
+// API and the CLI.
 type TokenView struct {
 	ID         string    `json:"id"`
 	Name       string    `json:"name"`
@@ -284,7 +285,8 @@ type TokenView struct {
 	RevokedAt  time.Time `json:"revoked_at,omitzero"`
 }
 
-func viewToken(t auth.APIToken) TokenView {
+// ViewToken is the JSON form of t.
+func ViewToken(t auth.APIToken) TokenView {
 	return TokenView{ID: t.ID, Name: t.Name, Scopes: nonNil(t.Scopes), CreatedAt: t.CreatedAt.UTC(), ExpiresAt: t.ExpiresAt.UTC(),
 		LastUsedAt: t.LastUsedAt.UTC(), RevokedAt: t.RevokedAt.UTC()}
 }
@@ -322,7 +324,7 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request, c *Call) error 
 	}
 	views := make([]TokenView, 0, len(ts))
 	for _, t := range ts {
-		views = append(views, viewToken(t))
+		views = append(views, ViewToken(t))
 	}
 	page, err := listPage(r, views, func(v TokenView) string { return timeKey(v.CreatedAt) + v.ID })
 	if err != nil {
@@ -376,7 +378,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, c *Call) error
 		return err
 	}
 	w.Header().Set("Location", Prefix+"/tokens/"+t.ID)
-	return WriteJSON(w, http.StatusCreated, CreatedToken{Token: viewToken(t), Secret: secret})
+	return WriteJSON(w, http.StatusCreated, CreatedToken{Token: ViewToken(t), Secret: secret})
 }
 
 // heldPermissions returns the permissions u holds through an unexpired

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluicehq/sluice/internal/access"
+	"github.com/sluicehq/sluice/internal/api"
 	"github.com/sluicehq/sluice/internal/app"
 	"github.com/sluicehq/sluice/internal/store"
 )
@@ -130,23 +131,6 @@ func accessOptTime(t time.Time) *time.Time {
 
 // ---- roles ----
 
-// roleView is the JSON form of a role.
-type roleView struct {
-	Name        string   `json:"name"`
-	Description string   `json:"description,omitempty"`
-	BuiltIn     bool     `json:"built_in"`
-	Privileged  bool     `json:"privileged"`
-	Permissions []string `json:"permissions"`
-}
-
-func viewRole(r access.Role) roleView {
-	ps := make([]string, len(r.Permissions))
-	for i, p := range r.Permissions {
-		ps[i] = string(p)
-	}
-	return roleView{Name: r.Name, Description: r.Description, BuiltIn: r.BuiltIn, Privileged: r.Privileged, Permissions: ps}
-}
-
 func roleCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "role",
@@ -171,9 +155,9 @@ func roleListCommand(e *env) *cobra.Command {
 				if err != nil {
 					return accessError(err)
 				}
-				views := make([]roleView, len(roles))
+				views := make([]api.RoleView, len(roles))
 				for i, r := range roles {
-					views[i] = viewRole(r)
+					views[i] = api.ViewRole(r)
 				}
 				if e.json() {
 					return e.writeJSON(views)
@@ -218,9 +202,9 @@ func roleCreateCommand(e *env) *cobra.Command {
 					return accessError(err)
 				}
 				if e.json() {
-					return e.writeJSON(viewRole(r))
+					return e.writeJSON(api.ViewRole(r))
 				}
-				fmt.Fprintf(e.stdout, "created role %s: %s\n", r.Name, strings.Join(viewRole(r).Permissions, ","))
+				fmt.Fprintf(e.stdout, "created role %s: %s\n", r.Name, strings.Join(api.ViewRole(r).Permissions, ","))
 				if r.Privileged {
 					fmt.Fprintf(e.stdout, "it is privileged: it is granted only through 'sluice access request'\n")
 				}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluicehq/sluice/internal/access"
+	"github.com/sluicehq/sluice/internal/api"
 	"github.com/sluicehq/sluice/internal/app"
 	"github.com/sluicehq/sluice/internal/audit"
 	"github.com/sluicehq/sluice/internal/data/fileio"
@@ -32,40 +33,6 @@ detects edits made to the database file behind its back. See docs/audit.md.`,
 	return cmd
 }
 
-// entryView is the JSON form of an audit entry.
-type entryView struct {
-	Seq       int64             `json:"seq"`
-	Time      time.Time         `json:"time"`
-	Actor     string            `json:"actor"`
-	Action    string            `json:"action"`
-	Resource  string            `json:"resource"`
-	Outcome   string            `json:"outcome"`
-	Reason    string            `json:"reason,omitempty"`
-	Source    string            `json:"source"`
-	Address   string            `json:"address,omitempty"`
-	RequestID string            `json:"request_id,omitempty"`
-	Details   map[string]string `json:"details,omitempty"`
-	Hash      string            `json:"hash"`
-}
-
-// parseWhen accepts RFC 3339, a date (YYYY-MM-DD, UTC midnight) or a
-// duration before now ("24h").
-func parseWhen(flag, s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return now.Add(-d), nil
-	}
-	return time.Time{}, fmt.Errorf("%s: %q is not a time (want RFC 3339, YYYY-MM-DD or a duration such as 24h)", flag, s)
-}
-
 func auditLogCommand(e *env) *cobra.Command {
 	var f store.AuditFilter
 	var since, until string
@@ -76,11 +43,11 @@ func auditLogCommand(e *env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
 			now := time.Now()
-			if f.Since, err = parseWhen("--since", since, now); err != nil {
-				return exitWith(ExitUsage, err)
+			if f.Since, err = audit.ParseTime(since, now); err != nil {
+				return exitWith(ExitUsage, fmt.Errorf("--since: %w", err))
 			}
-			if f.Until, err = parseWhen("--until", until, now); err != nil {
-				return exitWith(ExitUsage, err)
+			if f.Until, err = audit.ParseTime(until, now); err != nil {
+				return exitWith(ExitUsage, fmt.Errorf("--until: %w", err))
 			}
 			if f.Limit < 0 {
 				return exitWith(ExitUsage, fmt.Errorf("--limit %d: must not be negative", f.Limit))
@@ -93,13 +60,9 @@ func auditLogCommand(e *env) *cobra.Command {
 				if err != nil {
 					return exitWith(ExitFailure, err)
 				}
-				views := make([]entryView, 0, len(entries))
+				views := make([]api.AuditEntry, 0, len(entries))
 				for _, en := range entries {
-					views = append(views, entryView{
-						Seq: en.Seq, Time: en.Time, Actor: en.Actor, Action: en.Action, Resource: en.Resource,
-						Outcome: string(en.Outcome), Reason: en.Reason, Source: string(en.Source), Address: en.Address,
-						RequestID: en.RequestID, Details: en.Details, Hash: audit.Hex(en.Hash),
-					})
+					views = append(views, api.ViewAuditEntry(en))
 				}
 				if e.json() {
 					return e.writeJSON(views)

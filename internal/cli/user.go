@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sluicehq/sluice/internal/access"
+	"github.com/sluicehq/sluice/internal/api"
 	"github.com/sluicehq/sluice/internal/app"
 	"github.com/sluicehq/sluice/internal/auth"
 	"github.com/sluicehq/sluice/internal/store"
@@ -685,21 +686,6 @@ func (e *env) tokenUser(ctx context.Context, ap *app.App) (Principal, error) {
 	return p, nil
 }
 
-type tokenView struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"name"`
-	Scopes     []string  `json:"scopes"`
-	CreatedAt  time.Time `json:"created_at"`
-	ExpiresAt  time.Time `json:"expires_at"`
-	LastUsedAt time.Time `json:"last_used_at,omitzero"`
-	RevokedAt  time.Time `json:"revoked_at,omitzero"`
-}
-
-func viewToken(t auth.APIToken) tokenView {
-	return tokenView{ID: t.ID, Name: t.Name, Scopes: t.Scopes, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt,
-		LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt}
-}
-
 func tokenCreateCommand(e *env) *cobra.Command {
 	var (
 		name    string
@@ -769,9 +755,9 @@ func tokenListCommand(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				views := make([]tokenView, 0, len(ts))
+				views := make([]api.TokenView, 0, len(ts))
 				for _, t := range ts {
-					views = append(views, viewToken(t))
+					views = append(views, api.ViewToken(t))
 				}
 				if e.json() {
 					return e.writeJSON(views)
