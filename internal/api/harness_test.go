@@ -2,17 +2,12 @@ package api_test
 
 import (
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
@@ -20,10 +15,8 @@ import (
 
 	"github.com/sluicehq/sluice/internal/api"
 	"github.com/sluicehq/sluice/internal/app"
+	"github.com/sluicehq/sluice/internal/app/apptest"
 	"github.com/sluicehq/sluice/internal/auth"
-	"github.com/sluicehq/sluice/internal/config"
-	"github.com/sluicehq/sluice/internal/server"
-	"github.com/sluicehq/sluice/internal/store"
 )
 
 // env is a real `sluice server` on 127.0.0.1:0 over a temporary state
@@ -38,47 +31,21 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Home = t.TempDir()
-	s, err := app.Serve(t.Context(), cfg, app.Options{LogOutput: io.Discard, Getenv: func(string) string { return "" }},
-		app.ServerOptions{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatalf("Serve: %v", err)
-	}
-	t.Cleanup(func() { s.Stop() })
-	pem, err := os.ReadFile(filepath.Join(cfg.Home, server.TLSDir, server.CertFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	return &env{t: t, srv: s, app: s.App, base: s.HTTP.URL(), http: hc}
+	s := apptest.Serve(t)
+	return &env{t: t, srv: s, app: s.App, base: s.HTTP.URL(), http: apptest.Client(t, s)}
 }
 
 // user creates a user, binds role to them (globally when namespace is
-// "", else in namespace) and returns a client signed in with an MFA
-// session as that user.
+// "", else in namespace; none when role is "") and returns a client
+// signed in with an MFA session as that user.
 func (e *env) user(name, role, namespace string) *client {
 	e.t.Helper()
-	ctx := e.t.Context()
-	u, err := e.app.Auth.CreateUser(ctx, auth.NewUser{Actor: "test", Username: name, Password: "Quiet-Lantern-Orbit-42"})
-	if err != nil {
-		e.t.Fatalf("creating %s: %v", name, err)
-	}
+	var roles []string
 	if role != "" {
-		// A fixture: bindings are written straight to the store, as
-		// the two-person rule would need two approvers per test.
-		b := store.Binding{ID: "b_" + name + "_" + role, SubjectKind: store.SubjectUser, Subject: name, Role: role,
-			Namespace: namespace, GrantedBy: "test", GrantedAt: time.Now().UTC()}
-		if err := e.app.Store.CreateBinding(ctx, b); err != nil {
-			e.t.Fatalf("binding %s to %s: %v", name, role, err)
-		}
-		if err := e.app.Access.Refresh(ctx); err != nil {
-			e.t.Fatal(err)
-		}
+		roles = []string{role}
 	}
-	secret, _, err := e.app.Auth.NewSession(ctx, u.ID, auth.MethodPassword, true)
+	u := apptest.User(e.t, e.app, name, namespace, roles...)
+	secret, _, err := e.app.Auth.NewSession(e.t.Context(), u.ID, auth.MethodPassword, true)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -8,25 +8,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/totp"
-
 	"github.com/sluicehq/sluice/internal/api"
+	"github.com/sluicehq/sluice/internal/app/apptest"
 	"github.com/sluicehq/sluice/internal/auth"
 	"github.com/sluicehq/sluice/internal/monitor"
 	"github.com/sluicehq/sluice/internal/server"
 )
 
-const testPassword = "Quiet-Lantern-Orbit-42"
+const testPassword = apptest.Password
 
 // totpCode is the authenticator's code for secret at t.
 func totpCode(t *testing.T, secret string, at time.Time) string {
-	t.Helper()
-	c, err := totp.GenerateCodeCustom(secret, at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return apptest.TOTPCode(t, secret, at)
 }
 
 // enrolledUser creates a user with testPassword and a confirmed TOTP

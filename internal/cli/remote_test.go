@@ -3,25 +3,20 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/totp"
-
 	"github.com/sluicehq/sluice/internal/access"
 	"github.com/sluicehq/sluice/internal/app"
+	"github.com/sluicehq/sluice/internal/app/apptest"
 	"github.com/sluicehq/sluice/internal/auth"
-	"github.com/sluicehq/sluice/internal/config"
-	"github.com/sluicehq/sluice/internal/server"
 	"github.com/sluicehq/sluice/internal/store"
 )
 
-const remotePassword = "Quiet-Lantern-Orbit-42"
+const remotePassword = apptest.Password
 
 // remoteEnv is a real `sluice server` on 127.0.0.1:0 and the CLI run
 // in-process against it.
@@ -34,61 +29,22 @@ type remoteEnv struct {
 
 func newRemoteEnv(t *testing.T) *remoteEnv {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Home = t.TempDir()
-	s, err := app.Serve(t.Context(), cfg, app.Options{LogOutput: io.Discard, Getenv: func(string) string { return "" }},
-		app.ServerOptions{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatalf("Serve: %v", err)
-	}
-	t.Cleanup(func() { s.Stop() })
-	return &remoteEnv{t: t, srv: s, url: s.HTTP.URL(), cert: filepath.Join(cfg.Home, server.TLSDir, server.CertFile)}
+	s := apptest.Serve(t)
+	return &remoteEnv{t: t, srv: s, url: s.HTTP.URL(), cert: apptest.CertFile(s)}
 }
 
-// user creates a user bound to role globally: a fixture written straight
-// to the store, since the two-person rule would need two approvers.
+// user creates a user bound to role globally.
 func (r *remoteEnv) user(name, role string) auth.User {
 	r.t.Helper()
-	ctx := r.t.Context()
-	u, err := r.srv.App.Auth.CreateUser(ctx, auth.NewUser{Actor: "test", Username: name, Password: remotePassword})
-	if err != nil {
-		r.t.Fatalf("creating %s: %v", name, err)
-	}
-	b := store.Binding{ID: "b_" + name, SubjectKind: store.SubjectUser, Subject: name, Role: role, GrantedBy: "test", GrantedAt: time.Now().UTC()}
-	if err := r.srv.App.Store.CreateBinding(ctx, b); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := r.srv.App.Access.Refresh(ctx); err != nil {
-		r.t.Fatal(err)
-	}
-	return u
+	return apptest.User(r.t, r.srv.App, name, "", role)
 }
-
-var totpOpts = totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
 
 func totpCode(t *testing.T, secret string, at time.Time) string {
-	t.Helper()
-	c, err := totp.GenerateCodeCustom(secret, at, totpOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return apptest.TOTPCode(t, secret, at)
 }
 
-// enrol gives u a confirmed authenticator and returns its secret. The
-// confirming code is the previous step's, so that the current one is
-// still unused for the sign-in.
-func (r *remoteEnv) enrol(u auth.User) string {
-	r.t.Helper()
-	en, err := r.srv.App.Auth.EnrollTOTP(r.t.Context(), u.ID)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if err := r.srv.App.Auth.ConfirmTOTP(r.t.Context(), u.ID, totpCode(r.t, en.Secret, time.Now().Add(-30*time.Second))); err != nil {
-		r.t.Fatal(err)
-	}
-	return en.Secret
-}
+// enrol gives u a confirmed authenticator and returns its secret.
+func (r *remoteEnv) enrol(u auth.User) string { return apptest.EnrolTOTP(r.t, r.srv.App, u) }
 
 // cliUser is one person at their own terminal: their own configuration
 // directory (where logins are saved) and local state directory.

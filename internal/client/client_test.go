@@ -4,11 +4,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,51 +14,30 @@ import (
 	"github.com/sluicehq/sluice/internal/access"
 	"github.com/sluicehq/sluice/internal/api"
 	"github.com/sluicehq/sluice/internal/app"
+	"github.com/sluicehq/sluice/internal/app/apptest"
 	"github.com/sluicehq/sluice/internal/auth"
 	"github.com/sluicehq/sluice/internal/client"
-	"github.com/sluicehq/sluice/internal/config"
-	"github.com/sluicehq/sluice/internal/server"
 	"github.com/sluicehq/sluice/internal/store"
 )
 
-const password = "Quiet-Lantern-Orbit-42"
+const password = apptest.Password
 
 // serve starts a real `sluice server` on 127.0.0.1:0 over a temporary
 // state directory and returns it with its generated certificate.
 func serve(t *testing.T) (*app.Server, []byte) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Home = t.TempDir()
-	s, err := app.Serve(t.Context(), cfg, app.Options{LogOutput: io.Discard, Getenv: func(string) string { return "" }},
-		app.ServerOptions{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatalf("Serve: %v", err)
-	}
-	t.Cleanup(func() { s.Stop() })
-	pem, err := os.ReadFile(filepath.Join(cfg.Home, server.TLSDir, server.CertFile))
+	s := apptest.Serve(t)
+	pem, err := os.ReadFile(apptest.CertFile(s))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, pem
 }
 
-// user creates a user bound to role globally (a fixture written straight
-// to the store).
+// user creates a user bound to role globally.
 func user(t *testing.T, s *app.Server, name, role string) auth.User {
 	t.Helper()
-	ctx := t.Context()
-	u, err := s.App.Auth.CreateUser(ctx, auth.NewUser{Actor: "test", Username: name, Password: password})
-	if err != nil {
-		t.Fatalf("creating %s: %v", name, err)
-	}
-	b := store.Binding{ID: "b_" + name, SubjectKind: store.SubjectUser, Subject: name, Role: role, GrantedBy: "test", GrantedAt: time.Now().UTC()}
-	if err := s.App.Store.CreateBinding(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.App.Access.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return u
+	return apptest.User(t, s.App, name, "", role)
 }
 
 func TestParseServer(t *testing.T) {

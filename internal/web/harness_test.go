@@ -7,25 +7,17 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/totp"
-
 	"github.com/sluicehq/sluice/internal/app"
-	"github.com/sluicehq/sluice/internal/auth"
-	"github.com/sluicehq/sluice/internal/config"
-	"github.com/sluicehq/sluice/internal/server"
-	"github.com/sluicehq/sluice/internal/store"
+	"github.com/sluicehq/sluice/internal/app/apptest"
 )
 
 // password is every test user's password (it passes the policy).
-const password = "Quiet-Lantern-Orbit-42"
+const password = apptest.Password
 
 // env is a real `sluice server` on 127.0.0.1:0 over a temporary state
 // directory.
@@ -39,69 +31,27 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Home = t.TempDir()
-	s, err := app.Serve(t.Context(), cfg, app.Options{LogOutput: io.Discard, Getenv: func(string) string { return "" }},
-		app.ServerOptions{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatalf("Serve: %v", err)
-	}
-	t.Cleanup(func() { s.Stop() })
+	s := apptest.Serve(t)
 	if s.UI == nil {
 		t.Fatal("the server was started without the web UI")
 	}
-	pem, err := os.ReadFile(filepath.Join(cfg.Home, server.TLSDir, server.CertFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	return &env{t: t, srv: s, app: s.App, base: s.HTTP.URL(), pool: pool}
+	return &env{t: t, srv: s, app: s.App, base: s.HTTP.URL(), pool: apptest.CertPool(t, s)}
 }
 
 // user creates a user with bindings to roles in namespace ("" global);
 // with mfa it enrols and confirms an authenticator and returns its
-// secret. The confirmation uses the previous 30-second step's code, so
-// the current step's code is still unused for the sign-in.
+// secret.
 func (e *env) user(name string, mfa bool, namespace string, roles ...string) string {
 	e.t.Helper()
-	ctx := e.t.Context()
-	u, err := e.app.Auth.CreateUser(ctx, auth.NewUser{Actor: "test", Username: name, Password: password})
-	if err != nil {
-		e.t.Fatalf("creating %s: %v", name, err)
-	}
-	for _, role := range roles {
-		// A fixture: bindings go straight to the store, as granting
-		// through the two-person rule would need approvers first.
-		b := store.Binding{ID: "b_" + name + "_" + role, SubjectKind: store.SubjectUser, Subject: name, Role: role,
-			Namespace: namespace, GrantedBy: "test", GrantedAt: time.Now().UTC()}
-		if err := e.app.Store.CreateBinding(ctx, b); err != nil {
-			e.t.Fatalf("binding %s to %s: %v", name, role, err)
-		}
-	}
-	if err := e.app.Access.Refresh(ctx); err != nil {
-		e.t.Fatal(err)
-	}
+	u := apptest.User(e.t, e.app, name, namespace, roles...)
 	if !mfa {
 		return ""
 	}
-	en, err := e.app.Auth.EnrollTOTP(ctx, u.ID)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if err := e.app.Auth.ConfirmTOTP(ctx, u.ID, totpCode(e.t, en.Secret, time.Now().Add(-30*time.Second))); err != nil {
-		e.t.Fatalf("confirming the authenticator of %s: %v", name, err)
-	}
-	return en.Secret
+	return apptest.EnrolTOTP(e.t, e.app, u)
 }
 
 func totpCode(t *testing.T, secret string, at time.Time) string {
-	t.Helper()
-	c, err := totp.GenerateCodeCustom(secret, at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return apptest.TOTPCode(t, secret, at)
 }
 
 // browser is a plain HTTP client with a cookie jar, for the tests that
