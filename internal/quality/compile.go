@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -186,11 +185,11 @@ func regexTest(col int, t data.Type, spec pipeline.CheckRule) (func(*data.Batch,
 	if err := needString(spec, t); err != nil {
 		return nil, err
 	}
-	re, err := regexp.Compile(spec.Pattern)
+	m, err := newMatcher(spec.Pattern)
 	if err != nil {
-		return nil, fmt.Errorf("invalid regular expression %q: %w", spec.Pattern, err)
+		return nil, err
 	}
-	return func(b *data.Batch, r int) bool { return re.MatchString(b.Cols[col].Strings[r]) }, nil
+	return func(b *data.Batch, r int) bool { return m.MatchString(b.Cols[col].Strings[r]) }, nil
 }
 
 // within reports whether v is within the rule's bounds.
