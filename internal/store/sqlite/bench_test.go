@@ -123,3 +123,20 @@ func runPipeline(b *testing.B, db *DB, id string, tasks []string, joined bool) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkGetTaskRun measures one read outside a transaction, on the read
+// pool: no commit, so the figure is the CPU a query costs (preparing it
+// included, where statements are not kept prepared).
+func BenchmarkGetTaskRun(b *testing.B) {
+	ctx := context.Background()
+	db := openBench(b, SyncNormal)
+	if _, err := db.CreateRun(ctx, store.NewRun{ID: "r", Tasks: []string{"t"}}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := db.GetTaskRun(ctx, "r", "t"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

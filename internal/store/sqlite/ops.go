@@ -13,9 +13,11 @@ import (
 	"github.com/sluicehq/sluice/internal/store"
 )
 
-// querier is what the operations need from a connection: satisfied by
-// *sql.DB, *sql.Conn and *sql.Tx, so each query is written once whether it
-// runs on its own or inside a caller's transaction.
+// querier is what the operations need from a connection, so each query is
+// written once whether it runs on its own or inside a caller's transaction.
+// The store hands the operations poolQuerier (reads outside a transaction)
+// and txQuerier (everything in one), which run the SQL through the pool's
+// statement cache; *sql.DB, *sql.Conn and *sql.Tx satisfy it too.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)

@@ -6,7 +6,9 @@
 // read lock) and a small pool of read-only connections for the reads made
 // outside a transaction; WAL lets those readers proceed while the writer
 // commits. Every connection gets the same pragmas through the DSN, so a
-// connection the pool opens later is configured like the first.
+// connection the pool opens later is configured like the first. Each pool
+// keeps the statements it runs prepared (see stmtCache), so a query is
+// parsed and planned once per connection rather than at every call.
 //
 // Times are stored as INTEGER unix microseconds in UTC, NULL for the zero
 // time; values read back are in UTC and carry microsecond precision.
@@ -102,7 +104,12 @@ type DB struct {
 	ops
 	write *sql.DB
 	read  *sql.DB
-	path  string
+	// writeStmts and readStmts keep each pool's statements prepared (see
+	// stmtCache): the writer's serve the transactions, the reader's the
+	// reads made outside one.
+	writeStmts *stmtCache
+	readStmts  *stmtCache
+	path       string
 }
 
 var _ store.Store = (*DB)(nil)
@@ -159,20 +166,26 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("opening store: %w", err)
 	}
 
-	db := &DB{write: write, read: read, path: path}
-	db.ops = ops{q: read, atomic: db.writeTx}
+	db := &DB{
+		write: write, read: read, path: path,
+		writeStmts: newStmtCache(write, maxCachedStmts),
+		readStmts:  newStmtCache(read, maxCachedStmts),
+	}
+	db.ops = ops{q: poolQuerier{db.readStmts}, atomic: db.writeTx}
 	return db, nil
 }
 
 // Path returns the file the store was opened on.
 func (db *DB) Path() string { return db.path }
 
-// Close closes both connection pools. A WAL left behind is replayed by the
-// next Open.
+// Close closes the prepared statements and both connection pools. A WAL
+// left behind is replayed by the next Open.
 func (db *DB) Close() error {
+	wserr := db.writeStmts.close()
+	rserr := db.readStmts.close()
 	werr := db.write.Close()
 	rerr := db.read.Close()
-	if err := errors.Join(werr, rerr); err != nil {
+	if err := errors.Join(wserr, rserr, werr, rerr); err != nil {
 		return fmt.Errorf("closing store %s: %w", db.path, err)
 	}
 	return nil
@@ -191,7 +204,18 @@ func (db *DB) InTx(ctx context.Context, fn func(tx store.Store) error) error {
 // writeTx runs fn in a transaction on the writer connection. The DSN makes
 // it BEGIN IMMEDIATE: the write lock is taken up front, so the transaction
 // cannot fail halfway on a lock another process holds.
-func (db *DB) writeTx(ctx context.Context, fn func(q querier) error) (err error) {
+//
+// fn's queries use the writer's cached statements; the texts not cached yet
+// are prepared once the transaction has ended (committed or rolled back)
+// and the connection is free again. Not in a defer: if fn panics, the
+// transaction is still open and preparing would wait for it forever.
+func (db *DB) writeTx(ctx context.Context, fn func(q querier) error) error {
+	err := db.runWriteTx(ctx, fn)
+	db.writeStmts.preparePending(ctx)
+	return err
+}
+
+func (db *DB) runWriteTx(ctx context.Context, fn func(q querier) error) (err error) {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
@@ -203,7 +227,7 @@ func (db *DB) writeTx(ctx context.Context, fn func(q querier) error) (err error)
 			}
 		}
 	}()
-	if err := fn(tx); err != nil {
+	if err := fn(txQuerier{tx: tx, c: db.writeStmts}); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
