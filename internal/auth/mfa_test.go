@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/pquerna/otp/totp"
 )
 
@@ -155,20 +156,38 @@ func TestAPITokens(t *testing.T) {
 		}
 	})
 	t.Run("LastUsedWrittenOncePerMinute", func(t *testing.T) {
+		// A success is recorded with the last-use time, at most once a
+		// minute; a failure every time.
 		first, _ := e.st.GetAPIToken(ctx, tok.ID)
+		e.sink.reset()
 		e.clock.Set(e.clock.Now().Add(30 * time.Second))
-		_, _, err := e.svc.AuthenticateToken(ctx, secret)
-		wantErr(t, err, nil)
+		for range 3 {
+			_, _, err := e.svc.AuthenticateToken(ctx, secret)
+			wantErr(t, err, nil)
+		}
 		row, _ := e.st.GetAPIToken(ctx, tok.ID)
 		if !row.LastUsedAt.Equal(first.LastUsedAt) {
 			t.Errorf("last use rewritten after 30s: %s -> %s", first.LastUsedAt, row.LastUsedAt)
 		}
+		if got := e.sink.summary(); len(got) != 0 {
+			t.Errorf("uses within the minute recorded %v, want nothing", got)
+		}
 		e.clock.Set(e.clock.Now().Add(31 * time.Second))
-		_, _, err = e.svc.AuthenticateToken(ctx, secret)
-		wantErr(t, err, nil)
+		for range 2 {
+			_, _, err := e.svc.AuthenticateToken(ctx, secret)
+			wantErr(t, err, nil)
+		}
 		row, _ = e.st.GetAPIToken(ctx, tok.ID)
 		if !row.LastUsedAt.Equal(e.clock.Now()) {
 			t.Errorf("last use %s after 61s, want %s", row.LastUsedAt, e.clock.Now())
+		}
+		_, _, err := e.svc.AuthenticateToken(ctx, secret[:len(secret)-1])
+		wantErr(t, err, ErrInvalidCredentials)
+		_, _, err = e.svc.AuthenticateToken(ctx, secret[:len(secret)-1])
+		wantErr(t, err, ErrInvalidCredentials)
+		want := []string{"auth.token.used success", "auth.token.used failure malformed", "auth.token.used failure malformed"}
+		if d := cmp.Diff(want, e.sink.summary()); d != "" {
+			t.Errorf("events (-want +got):\n%s", d)
 		}
 	})
 	t.Run("Malformed", func(t *testing.T) {
