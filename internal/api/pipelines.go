@@ -51,9 +51,11 @@ type Pipeline struct {
 	Name      string `json:"name"`
 	// LatestVersion is the newest version's number; ApprovedVersion the
 	// newest approved one (0: none).
-	LatestVersion   int  `json:"latest_version"`
-	ApprovedVersion int  `json:"approved_version"`
-	Protected       bool `json:"protected"`
+	LatestVersion int `json:"latest_version"`
+	// Owner is who pushed the first version: the pipeline's creator.
+	Owner           string `json:"owner"`
+	ApprovedVersion int    `json:"approved_version"`
+	Protected       bool   `json:"protected"`
 	// RunnableVersion is what a trigger or the schedule runs: the newest
 	// version, or in a protected namespace the newest approved one. 0 when
 	// none may run; NotRunnable says why.
@@ -153,7 +155,7 @@ func (a *API) pipelineOf(ctx context.Context, ref store.PipelineRef, pauses map[
 	if len(vs) == 0 {
 		return out, server.Errorf(server.CodeNotFound, "no pipeline %s/%s: no version was pushed", ref.Namespace, ref.Pipeline)
 	}
-	out.LatestVersion = vs[len(vs)-1].Number
+	out.LatestVersion, out.Owner = vs[len(vs)-1].Number, vs[0].Author
 	for i := len(vs) - 1; i >= 0; i-- {
 		if vs[i].ApprovedBy != "" {
 			out.ApprovedVersion = vs[i].Number

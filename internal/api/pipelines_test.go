@@ -58,7 +58,7 @@ func TestPipelinePushAndRead(t *testing.T) {
 			t.Fatalf("viewer list = %d %s", r.Status, r.Body)
 		}
 		p := page.Items[0]
-		if p.Namespace != "sales" || p.Name != "hello" || p.LatestVersion != 1 || p.RunnableVersion != 1 || p.Classification != "internal" {
+		if p.Namespace != "sales" || p.Name != "hello" || p.LatestVersion != 1 || p.Owner != "alice" || p.RunnableVersion != 1 || p.Classification != "internal" {
 			t.Errorf("pipeline = %+v", p)
 		}
 		for name, c := range map[string]*client{"viewer of another namespace": outsider, "analyst (no pipeline.read)": analyst} {

@@ -195,6 +195,9 @@ type Status struct {
 	Version     int
 	NotRunnable string
 	Schedule    string
+	// Classification is the runnable version's (the pipeline spec's
+	// classification); "" when none may run.
+	Classification string
 	// Next is the next tick not yet handled: in the past when a tick is
 	// held back (max_active_runs) or the scheduler is not running.
 	Next time.Time
@@ -233,7 +236,7 @@ func (s *Scheduler) List(ctx context.Context) ([]Status, error) {
 		case err != nil:
 			return nil, fmt.Errorf("listing schedules: %w", err)
 		default:
-			st.Version, st.Schedule = v.Number, p.Schedule
+			st.Version, st.Schedule, st.Classification = v.Number, p.Schedule, string(p.Classification)
 		}
 		wm, err := s.st.GetScheduleTick(ctx, ref.Namespace, ref.Pipeline)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {

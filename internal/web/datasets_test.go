@@ -57,6 +57,11 @@ func runPeople(t *testing.T, e *env) string {
 	if status, body := dora.post("/push", url.Values{"content": {peopleYAML}}); status != http.StatusOK {
 		t.Fatalf("pushing people: %d\n%.800s", status, body)
 	}
+	// Runnable (crm is not protected): the list shows its classification,
+	// the spec's default.
+	if _, body := dora.get("/pipelines"); !strings.Contains(body, `<span class="tag">internal</span>`) || !strings.Contains(body, "<td>dora</td>") {
+		t.Errorf("pipeline list: want owner dora and classification internal\n%.1500s", body)
+	}
 	if status, body := dora.post("/pipelines/crm/people/trigger", nil); status != http.StatusOK {
 		t.Fatalf("triggering people: %d\n%.800s", status, body)
 	}

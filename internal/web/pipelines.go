@@ -30,13 +30,16 @@ const maxPipelineBytes = 512 << 10
 type pipelineRow struct {
 	Namespace, Name string
 	Schedule        string
-	Paused          bool
-	PausedBy        string
-	Latest          int
-	Approved        int // newest approved version, 0 if none
-	Runnable        int // the version that runs; 0 if none may
-	NotRunnable     string
-	Runs            []store.Run
+	Classification  string
+	// Owner is who pushed the first version: the pipeline's creator.
+	Owner       string
+	Paused      bool
+	PausedBy    string
+	Latest      int
+	Approved    int // newest approved version, 0 if none
+	Runnable    int // the version that runs; 0 if none may
+	NotRunnable string
+	Runs        []store.Run
 }
 
 type pipelinesView struct {
@@ -64,13 +67,16 @@ func (u *UI) pipelines(w http.ResponseWriter, r *http.Request, v *viewer) error 
 		if !u.may(ctx, v, access.PipelineRead, pipelineRes(st.Namespace, st.Pipeline)) {
 			continue
 		}
-		row := pipelineRow{Namespace: st.Namespace, Name: st.Pipeline, Schedule: st.Schedule, Paused: st.Paused,
-			PausedBy: st.PausedBy, Runnable: st.Version, NotRunnable: st.NotRunnable}
+		row := pipelineRow{Namespace: st.Namespace, Name: st.Pipeline, Schedule: st.Schedule, Classification: st.Classification,
+			Paused: st.Paused, PausedBy: st.PausedBy, Runnable: st.Version, NotRunnable: st.NotRunnable}
 		vs, err := u.d.Store.ListPipelineVersions(ctx, st.Namespace, st.Pipeline)
 		if err != nil {
 			return err
 		}
 		for _, pv := range vs {
+			if row.Owner == "" {
+				row.Owner = pv.Author
+			}
 			row.Latest = pv.Number
 			if pv.ApprovedBy != "" {
 				row.Approved = pv.Number

@@ -100,6 +100,10 @@ func TestPagesAndPermissions(t *testing.T) {
 	}
 	mustContain(t, "pipeline page after push", body, "<h1>team/hello</h1>", `<svg class="dag"`, "greet → shout", "Trigger run", "Push a new version")
 	mustNotContain(t, "dana's own version", body, `id="approve-1"`)
+	// The list names the owner (who pushed the first version); an
+	// unapproved version in a protected namespace shows no classification.
+	_, body = dana.get("/pipelines")
+	mustContain(t, "dana's pipeline list after the push", body, "<td>dana</td>", `<span class="hint">—</span>`)
 	// The namespace is protected and nobody approved version 1 yet.
 	if status, body := dana.post("/pipelines/team/hello/trigger", nil); status != http.StatusConflict || !strings.Contains(body, "Nothing to run") {
 		t.Errorf("triggering an unapproved version: %d, want 409\n%.500s", status, body)
