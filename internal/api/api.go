@@ -147,12 +147,14 @@ func (a *API) add(rt Route) error {
 // OpenAPI check.
 func (a *API) Routes() []Route { return append([]Route(nil), a.routes...) }
 
-// ServeHTTP dispatches to the routes. A known path with another method
-// gets ServeMux's 405, rewritten into the JSON error shape.
+// ServeHTTP dispatches to the routes. A known path asked with another
+// method gets a 405 with Allow, in the JSON error shape; an unknown path a
+// JSON 404.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, pattern := a.mux.Handler(r)
-	if pattern == "" {
-		// ServeMux answers a method mismatch with its own text 405.
+	if pattern == "/" {
+		// Only the catch-all matched: the path may still be a route's
+		// under another method.
 		if allow := methodsFor(a.mux, r); allow != "" {
 			w.Header().Set("Allow", allow)
 			server.WriteError(w, r, &server.Error{Code: server.CodeMethodNotAllowed, Message: "method " + r.Method + " not allowed here"})

@@ -148,3 +148,18 @@ func TestMe(t *testing.T) {
 		t.Errorf("me = %+v", m)
 	}
 }
+
+// TestMethodNotAllowed: a route's path asked with another method is a 405
+// naming the allowed methods; an unknown path is a 404.
+func TestMethodNotAllowed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.user("alice", "viewer", "").raw()
+	r := c.do(http.MethodDelete, api.Prefix+"/me", nil)
+	if r.Status != http.StatusMethodNotAllowed || r.errorCode() != "method_not_allowed" || r.Header.Get("Allow") != "GET" {
+		t.Errorf("DELETE /me = %d %s (Allow %q), want 405 method_not_allowed with Allow: GET", r.Status, r.Body, r.Header.Get("Allow"))
+	}
+	if r := c.do(http.MethodGet, api.Prefix+"/no-such-thing", nil); r.Status != http.StatusNotFound || r.errorCode() != "not_found" {
+		t.Errorf("GET an unknown path = %d %s, want 404", r.Status, r.Body)
+	}
+}
