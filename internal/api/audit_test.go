@@ -147,13 +147,42 @@ func TestSecretsMetadata(t *testing.T) {
 	if r := an.do(http.MethodDelete, api.Prefix+"/secrets/crm_dsn", nil); r.Status != http.StatusForbidden {
 		t.Errorf("analyst deletes: %d, want 403", r.Status)
 	}
+	if n := secretKeys(t, e, "crm_dsn"); n == 0 {
+		t.Fatal("the secret has no data key before its deletion")
+	}
 	if r := de.do(http.MethodDelete, api.Prefix+"/secrets/crm_dsn", nil); r.Status != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	// Deleting a secret destroys its versions' data keys: a backup of its
+	// sealed value cannot be opened any more.
+	if n := secretKeys(t, e, "crm_dsn"); n != 0 {
+		t.Errorf("%d data keys of the deleted secret remain", n)
 	}
 	if r := de.do(http.MethodDelete, api.Prefix+"/secrets/crm_dsn", nil); r.Status != http.StatusNotFound {
 		t.Errorf("delete twice: %d, want 404", r.Status)
 	}
 	if !auditHas(t, sec, "secret.rm", "user:dee", "success") {
 		t.Errorf("the deletion is not in the audit log")
+	}
+}
+
+// secretKeys counts the data keys that protect versions of the secret.
+func secretKeys(t *testing.T, e *env, name string) int {
+	t.Helper()
+	n, after := 0, ""
+	for {
+		ks, err := e.app.Store.ListDataKeys(t.Context(), after, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range ks {
+			if strings.HasPrefix(k.Ref, "secret:"+name) {
+				n++
+			}
+			after = k.ID
+		}
+		if len(ks) < 500 {
+			return n
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/access"
@@ -70,11 +71,20 @@ func (a *API) deleteSecret(w http.ResponseWriter, r *http.Request, c *Call) erro
 		return &server.Error{Code: server.CodeInvalid, Message: err.Error(), Err: err}
 	}
 	ctx := r.Context()
-	// The deletion and its audit record commit together.
-	err := audit.Do(ctx, a.d.Store, apiEvent(r, c, "secret.rm", "secret:"+name, nil), func(tx store.Store) error {
-		return tx.DeleteSecret(ctx, name)
+	// The deletion, the destruction of its versions' data keys and its
+	// audit record commit together; then the keys leave the cache.
+	details := map[string]string{}
+	var destroyed []string
+	err := audit.Do(ctx, a.d.Store, apiEvent(r, c, "secret.rm", "secret:"+name, details), func(tx store.Store) error {
+		var err error
+		destroyed, err = a.d.Secrets.DeleteIn(ctx, tx, name)
+		details["data_keys_destroyed"] = strings.Join(destroyed, ",")
+		return err
 	})
 	a.checkpoint(ctx)
+	if err == nil {
+		err = a.d.Secrets.Evict(ctx, destroyed)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return server.Errorf(server.CodeNotFound, "no secret %q", name)
 	}

@@ -205,7 +205,7 @@ func (a *App) StartServer(ctx context.Context, opts ServerOptions) (*Server, err
 	}
 	// Retention: expired datasets are swept at start and every hour
 	// until Stop; each deletion is recorded in the audit log.
-	janitor := &privacy.Janitor{Store: a.Store, StateDir: a.Config.Home, Logger: a.Logger}
+	janitor := &privacy.Janitor{Store: a.Store, StateDir: a.Config.Home, Logger: a.Logger, Keys: a.Keys}
 	s.Go(func(ctx context.Context) { _ = janitor.Run(ctx, privacy.DefaultJanitorInterval) })
 	return s, nil
 }

@@ -171,7 +171,7 @@ deletion (listed with --output json).`,
 				if err != nil {
 					return err
 				}
-				j := &privacy.Janitor{Store: ap.Store, StateDir: ap.Config.Home}
+				j := &privacy.Janitor{Store: ap.Store, StateDir: ap.Config.Home, Keys: ap.Keys}
 				done, err := j.Sweep(ctx)
 				if len(done) > 0 {
 					if aerr := recordAudit(ctx, ap.Store, who.Actor, "data.retention_delete", "",

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -173,12 +174,22 @@ func secretRmCommand(e *env) *cobra.Command {
 					return err
 				}
 				// The deletion and its audit record commit together.
-				ev := cliEvent(e, "secret.rm", "secret:"+a[0], nil)
+				// So does the destruction of its versions' data keys,
+				// which then leave the cache.
+				details := map[string]string{}
+				var destroyed []string
+				ev := cliEvent(e, "secret.rm", "secret:"+a[0], details)
 				p.stamp(&ev)
 				err = audit.Do(ctx, ap.Store, ev, func(tx store.Store) error {
-					return tx.DeleteSecret(ctx, a[0])
+					var err error
+					destroyed, err = ap.Secrets.DeleteIn(ctx, tx, a[0])
+					details["data_keys_destroyed"] = strings.Join(destroyed, ",")
+					return err
 				})
 				auditCheckpoint(ctx, ap)
+				if err == nil {
+					err = ap.Secrets.Evict(ctx, destroyed)
+				}
 				if errors.Is(err, store.ErrNotFound) {
 					return exitWith(ExitFailure, fmt.Errorf("no secret %q (list them with 'sluice secret list')", a[0]))
 				}

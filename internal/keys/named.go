@@ -93,17 +93,11 @@ func (kr *Keyring) DestroySubjectKey(ctx context.Context, subject string) (bool,
 	if subject == "" {
 		return false, errors.New("destroying subject key: empty subject")
 	}
-	id := namedID(PurposeDAEAD, SubjectRefPrefix+subject)
-	kr.cache.remove(id)
-	err := kr.st.DeleteDataKey(ctx, id)
-	kr.cache.remove(id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return false, nil
-	case err != nil:
+	destroyed, err := kr.DestroyDataKey(ctx, nil, namedID(PurposeDAEAD, SubjectRefPrefix+subject))
+	if err != nil {
 		return false, fmt.Errorf("destroying subject key: %w", err)
 	}
-	return true, nil
+	return destroyed, nil
 }
 
 // getOrCreate loads the key (purpose, ref) or creates it under its

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/artifact"
 	"github.com/sluicehq/sluice/internal/data"
+	"github.com/sluicehq/sluice/internal/keys"
 	"github.com/sluicehq/sluice/internal/store"
 )
 
@@ -24,8 +25,16 @@ import (
 type EraseKeyring interface {
 	Keyring
 	DestroySubjectKey(ctx context.Context, subject string) (bool, error)
+	KeyDestroyer
 	Wrapper(ctx context.Context, purpose, ref string, aad []byte) func(io.Writer) (io.WriteCloser, error)
 	Unwrapper(ctx context.Context, aad []byte) func(io.Reader) (io.Reader, error)
+}
+
+// KeyDestroyer destroys data keys (crypto-shredding); *keys.Keyring
+// implements it. st is the transaction the destruction joins, or nil for
+// the keyring's own store (see keys.Keyring.DestroyDataKey).
+type KeyDestroyer interface {
+	DestroyDataKey(ctx context.Context, st store.KeyStore, id string) (bool, error)
 }
 
 // Eraser carries out erasure requests (the right to be forgotten) over
@@ -59,8 +68,11 @@ const artifactPage = 200
 // Erase destroys the subject's key (every per-subject token of the
 // subject, wherever it is copied, becomes unreadable), rewrites every
 // output and quarantine dataset holding the subject's rows without them,
-// each under a new data key, and records the evidence. Running it again
-// is harmless: nothing is left to find.
+// each under a new data key, destroys the data key of each replaced file
+// (so a backup of the old file can never be decrypted again), and records
+// the evidence. The evidence's KeysDestroyed counts every key destroyed:
+// the subject's and the replaced files'. Running it again is harmless:
+// nothing is left to find.
 func (e *Eraser) Erase(ctx context.Context, req EraseRequest) (store.Erasure, error) {
 	if strings.TrimSpace(req.Subject) == "" {
 		return store.Erasure{}, errors.New("erasing: empty subject id")
@@ -103,13 +115,16 @@ func (e *Eraser) Erase(ctx context.Context, req EraseRequest) (store.Erasure, er
 			if (a.Kind != "output" && a.Kind != "quarantine") || a.Format != artifact.Format {
 				continue
 			}
-			n, err := e.rewrite(ctx, a, m)
+			n, shredded, err := e.rewrite(ctx, a, m)
 			if err != nil {
 				return store.Erasure{}, fmt.Errorf("erasing: artifact %s: %w", a.ID, err)
 			}
 			if n > 0 {
 				ev.Artifacts = append(ev.Artifacts, a.ID)
 				ev.Rows += n
+			}
+			if shredded {
+				ev.KeysDestroyed++
 			}
 		}
 	}
@@ -196,9 +211,17 @@ func (m *matcher) raw(v string) bool {
 
 // rewrite removes the subject's rows from one artifact: it reads the
 // verified artifact, and if any row is the subject's, writes the others
-// to a new file under a new data key, points the store's record at it and
-// removes the old file. It returns the rows removed.
-func (e *Eraser) rewrite(ctx context.Context, a store.Artifact, m *matcher) (int64, error) {
+// to a new file under a new data key, then, once that file is durable,
+// points the store's record at it and destroys the old file's data key in
+// one transaction, and removes the old file. It returns the rows removed
+// and whether the old file's data key was destroyed.
+//
+// The order is what makes an interruption safe: until the transaction
+// commits, the record names the old file and its key exists (a re-run
+// finds the rows again); after it, the record names the new file and the
+// old key is gone, so the old file, or any copy of it, is unreadable even
+// if removing it fails.
+func (e *Eraser) rewrite(ctx context.Context, a store.Artifact, m *matcher) (int64, bool, error) {
 	open := func() (*artifact.Reader, error) {
 		return artifact.Open(filepath.Join(e.StateDir, a.Path), a.SHA256, artifact.Options{
 			Unwrap: e.Keys.Unwrapper(ctx, artifact.AAD(a.ID)), PlainSHA256: a.PlainSHA256,
@@ -207,7 +230,7 @@ func (e *Eraser) rewrite(ctx context.Context, a store.Artifact, m *matcher) (int
 	// First pass: count, so that untouched artifacts are not rewritten.
 	src, err := open()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	quarantine := a.Kind == "quarantine"
 	var hits int64
@@ -221,12 +244,16 @@ func (e *Eraser) rewrite(ctx context.Context, a store.Artifact, m *matcher) (int
 	})
 	src.Close()
 	if err != nil || hits == 0 {
-		return 0, err
+		return 0, false, err
+	}
+	oldKey, err := fileKeyID(filepath.Join(e.StateDir, a.Path))
+	if err != nil {
+		return 0, false, err
 	}
 
 	src, err = open()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer src.Close()
 	rel := erasedPath(a.Path, time.Now())
@@ -234,7 +261,7 @@ func (e *Eraser) rewrite(ctx context.Context, a store.Artifact, m *matcher) (int
 		Wrap: e.Keys.Wrapper(ctx, store.PurposeArtifact, a.ID, artifact.AAD(a.ID)),
 	})
 	if err != nil {
-		return 0, fmt.Errorf("creating rewritten dataset: %w", err)
+		return 0, false, fmt.Errorf("creating rewritten dataset: %w", err)
 	}
 	keep := data.NewBatch(src.Schema(), data.DefaultBatchSize)
 	err = eachBatch(ctx, src, func(b *data.Batch) error {
@@ -254,19 +281,56 @@ func (e *Eraser) rewrite(ctx context.Context, a store.Artifact, m *matcher) (int
 	}
 	if err != nil {
 		w.Abort()
-		return 0, fmt.Errorf("rewriting: %w", err)
+		return 0, false, fmt.Errorf("rewriting: %w", err)
 	}
 	info := w.Info()
 	a2 := a
 	a2.Path, a2.Rows, a2.Bytes, a2.SHA256, a2.PlainSHA256, a2.Schema = rel, info.Rows, info.Bytes, info.SHA256, info.PlainSHA256, info.Schema
-	if err := e.Store.ReplaceArtifact(ctx, a2); err != nil {
+	// Commit synced the new file: it is durable before the old key goes.
+	shredded := false
+	err = e.Store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.ReplaceArtifact(ctx, a2); err != nil {
+			return err
+		}
+		if oldKey == "" {
+			return nil
+		}
+		var err error
+		shredded, err = e.Keys.DestroyDataKey(ctx, tx, oldKey)
+		return err
+	})
+	if err != nil {
 		os.Remove(filepath.Join(e.StateDir, rel))
-		return 0, err
+		return 0, false, err
+	}
+	if oldKey != "" {
+		// Evicts a copy a concurrent reader cached before the commit.
+		if _, err := e.Keys.DestroyDataKey(ctx, nil, oldKey); err != nil {
+			return 0, false, err
+		}
 	}
 	if err := os.Remove(filepath.Join(e.StateDir, a.Path)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return 0, fmt.Errorf("removing the old dataset file: %w", err)
+		return 0, false, fmt.Errorf("removing the old dataset file: %w", err)
 	}
-	return hits, nil
+	return hits, shredded, nil
+}
+
+// fileKeyID is the id of the data key an artifact file is encrypted
+// under, from its envelope header; "" for a file sluice did not encrypt.
+func fileKeyID(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the data key id of %s: %w", path, err)
+	}
+	defer f.Close()
+	id, err := keys.EnvelopeKeyID(f)
+	switch {
+	case errors.Is(err, keys.ErrNotEnvelope):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("reading the data key id of %s: %w", path, err)
+	}
+	return id, nil
 }
 
 // erasedPath is where the rewritten copy of an artifact goes, beside it.

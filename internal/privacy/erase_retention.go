@@ -17,11 +17,21 @@ import (
 )
 
 // Janitor enforces retention: it deletes the datasets whose retain: period
-// has passed, file and record, and records each deletion. Sweep deletes
-// once (`sluice janitor`); Run sweeps on an interval (`sluice server`).
+// has passed, file, data key and record, and records each deletion. Sweep
+// deletes once (`sluice janitor`); Run sweeps on an interval (`sluice
+// server`).
+//
+// Destroying the data key is what makes the deletion hold against
+// backups: a copy of the file taken before the sweep can never be
+// decrypted again.
 type Janitor struct {
 	Store    store.Store
 	StateDir string
+	// Keys destroys the data keys of deleted datasets and evicts them from
+	// its cache. Nil means the keys are deleted through Store alone, which
+	// destroys them just as well but leaves a copy a keyring in this
+	// process may have cached until it is evicted.
+	Keys KeyDestroyer
 	// Now is the clock of Sweep; nil means Clock's, else time.Now.
 	Now func() time.Time
 	// Clock is the clock of Run's waits (and of Sweep when Now is nil);
@@ -108,7 +118,8 @@ func (j *Janitor) sweepAndRecord(ctx context.Context) {
 		// happen.
 		aerr := audit.Record(context.WithoutCancel(ctx), j.Store, audit.Event{
 			Actor: JanitorActor, Action: "data.retention_delete", Outcome: audit.OutcomeSuccess,
-			Source: audit.SourceEngine, Details: map[string]string{"artifacts": fmt.Sprint(len(done))},
+			Source: audit.SourceEngine, Details: map[string]string{"artifacts": fmt.Sprint(len(done)),
+				"data_keys_destroyed": strings.Join(DestroyedKeys(done), ",")},
 		})
 		if aerr != nil {
 			err = errors.Join(err, fmt.Errorf("recording the deletions in the audit log: %w", aerr))
@@ -126,6 +137,13 @@ const janitorPage = 200
 // Sweep deletes every artifact expired at the janitor's now and returns
 // the recorded deletions. A file already gone is not an error (a sweep
 // interrupted between the file and the record is finished by the next).
+//
+// For each artifact it reads the id of the file's data key from its
+// header, removes the file, then in one transaction deletes the record,
+// records the deletion and destroys the key; the deletion's Reason names
+// the key destroyed. When the file is already gone, the key is found by
+// the artifact id it protects, which reads every data key of the store:
+// that only happens to finish an interrupted sweep.
 func (j *Janitor) Sweep(ctx context.Context) ([]store.ArtifactDeletion, error) {
 	now := time.Now
 	switch {
@@ -149,15 +167,111 @@ func (j *Janitor) Sweep(ctx context.Context) ([]store.ArtifactDeletion, error) {
 			if err != nil {
 				return done, fmt.Errorf("sweeping expired datasets: %w", err)
 			}
-			if err := os.Remove(filepath.Join(j.StateDir, a.Path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			path := filepath.Join(j.StateDir, a.Path)
+			keyIDs, err := artifactKeyIDs(ctx, j.Store, a.ID, path)
+			if err != nil {
+				return done, fmt.Errorf("sweeping expired datasets: %s: %w", a.ID, err)
+			}
+			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return done, fmt.Errorf("sweeping expired datasets: deleting %s: %w", a.ID, err)
 			}
 			d := store.ArtifactDeletion{ArtifactID: a.ID, RunID: a.RunID, Task: a.Task, Path: a.Path,
 				Reason: "retention: expired " + exp.Format(time.RFC3339), At: at}
-			if err := j.Store.DeleteArtifact(ctx, d); err != nil {
+			if len(keyIDs) > 0 {
+				d.Reason += "; " + destroyedPrefix + strings.Join(keyIDs, ",")
+			}
+			err = j.Store.InTx(ctx, func(tx store.Store) error {
+				if err := tx.DeleteArtifact(ctx, d); err != nil {
+					return err
+				}
+				for _, id := range keyIDs {
+					if _, err := j.destroy(ctx, tx, id); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
 				return done, fmt.Errorf("sweeping expired datasets: %w", err)
 			}
+			if j.Keys != nil {
+				for _, id := range keyIDs {
+					// Evicts a copy a concurrent reader cached before the commit.
+					if _, err := j.Keys.DestroyDataKey(ctx, nil, id); err != nil {
+						return done, fmt.Errorf("sweeping expired datasets: %s: %w", a.ID, err)
+					}
+				}
+			}
 			done = append(done, d)
+		}
+	}
+}
+
+// destroyedPrefix introduces the destroyed data keys in an
+// ArtifactDeletion's Reason.
+const destroyedPrefix = "data keys destroyed: "
+
+// DestroyedKeys returns the ids of the data keys the deletions destroyed,
+// as their Reasons name them.
+func DestroyedKeys(ds []store.ArtifactDeletion) []string {
+	var ids []string
+	for _, d := range ds {
+		if _, list, ok := strings.Cut(d.Reason, destroyedPrefix); ok {
+			ids = append(ids, strings.Split(list, ",")...)
+		}
+	}
+	return ids
+}
+
+// destroy destroys data key id within tx, through Keys when set.
+func (j *Janitor) destroy(ctx context.Context, tx store.Store, id string) (bool, error) {
+	if j.Keys != nil {
+		return j.Keys.DestroyDataKey(ctx, tx, id)
+	}
+	err := tx.DeleteDataKey(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("destroying data key %q: %w", id, err)
+	}
+	return true, nil
+}
+
+// keyScanPage is how many data keys one page of artifactKeyIDs' scan reads.
+const keyScanPage = 500
+
+// artifactKeyIDs returns the data keys protecting the artifact id whose
+// file is at path: the one its envelope header names, none for a file
+// sluice did not encrypt, or, when the file is gone, every artifact data
+// key whose ref is the artifact id (a scan of the whole key table, done
+// only to finish an interrupted deletion).
+func artifactKeyIDs(ctx context.Context, st store.KeyStore, id, path string) ([]string, error) {
+	kid, err := fileKeyID(path)
+	if err == nil {
+		if kid == "" {
+			return nil, nil
+		}
+		return []string{kid}, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	var ids []string
+	after := ""
+	for {
+		page, err := st.ListDataKeys(ctx, after, keyScanPage)
+		if err != nil {
+			return nil, fmt.Errorf("finding the data keys of %s: %w", id, err)
+		}
+		if len(page) == 0 {
+			return ids, nil
+		}
+		after = page[len(page)-1].ID
+		for _, k := range page {
+			if k.Purpose == store.PurposeArtifact && k.Ref == id {
+				ids = append(ids, k.ID)
+			}
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/internal/audit"
 	"github.com/sluicehq/sluice/internal/clock"
 	"github.com/sluicehq/sluice/internal/data"
+	"github.com/sluicehq/sluice/internal/keys"
 	"github.com/sluicehq/sluice/internal/privacy"
 	"github.com/sluicehq/sluice/internal/store"
 )
@@ -89,6 +90,52 @@ func readRows(t *testing.T, env *testEnv, a store.Artifact) [][2]string {
 	}
 }
 
+// backup copies an artifact's file aside, as a backup taken before a
+// deletion would, and returns the copy's path and the id of the data key
+// its header names.
+func backup(t *testing.T, env *testEnv, a store.Artifact) (path, keyID string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(env.dir, a.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(t.TempDir(), a.ID+".backup.arrow")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keyID, err = keys.EnvelopeKeyID(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, keyID
+}
+
+// assertShredded checks that the data key keyID is gone from the store
+// and that the backed-up file a was encrypted under can no longer be
+// read by a fresh keyring with the same KEK and store (what a restore
+// from backup would have) nor, when evicted is set (the deletion went
+// through the keyring), by the keyring that wrote it and cached its key.
+func assertShredded(t *testing.T, env *testEnv, a store.Artifact, path, keyID string, evicted bool) {
+	t.Helper()
+	if _, err := env.db.GetDataKey(t.Context(), keyID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("%s: data key %s of the deleted file still in the store (%v)", a.ID, keyID, err)
+	}
+	krs := map[string]*keys.Keyring{"fresh keyring": keys.New(env.db, env.kek, keys.Options{})}
+	if evicted {
+		krs["same keyring"] = env.kr
+	}
+	for name, kr := range krs {
+		src, err := artifact.Open(path, a.SHA256, artifact.Options{
+			Unwrap: kr.Unwrapper(t.Context(), artifact.AAD(a.ID)), PlainSHA256: a.PlainSHA256})
+		if err == nil {
+			src.Close()
+			t.Errorf("%s: %s opened the backup of the deleted file", a.ID, name)
+		} else if !errors.Is(err, keys.ErrIntegrity) {
+			t.Errorf("%s: %s: opening the backup: %v, want an error wrapping ErrIntegrity (unknown data key)", a.ID, name, err)
+		}
+	}
+}
+
 func TestErase(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t)
@@ -110,6 +157,9 @@ func TestErase(t *testing.T) {
 	withRaw := writeArtifact(t, env, "a-raw", [][2]string{{"c1", "x"}, {"c2", c2}, {"c3", "y"}}, time.Time{})
 	withTok := writeArtifact(t, env, "a-tok", [][2]string{{pseudo, "z"}, {"c9", c1a}, {"c2", "w"}}, time.Time{})
 	untouched := writeArtifact(t, env, "a-none", [][2]string{{"c2", c2}}, time.Time{})
+	rawBackup, rawKey := backup(t, env, withRaw)
+	tokBackup, tokKey := backup(t, env, withTok)
+	_, untouchedKey := backup(t, env, untouched)
 
 	er := &privacy.Eraser{Store: env.db, Keys: env.kr, StateDir: env.dir,
 		Now: func() time.Time { return time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC) }}
@@ -156,10 +206,33 @@ func TestErase(t *testing.T) {
 			}
 		}
 	})
+	// TestErase/ReplacedFilesShredded: the data key of every file erasure
+	// replaced is destroyed, so a backup of the old file, with the store,
+	// cannot bring the subject's rows back.
+	t.Run("ReplacedFilesShredded", func(t *testing.T) {
+		assertShredded(t, env, withRaw, rawBackup, rawKey, true)
+		assertShredded(t, env, withTok, tokBackup, tokKey, true)
+		if _, err := env.db.GetDataKey(ctx, untouchedKey); err != nil {
+			t.Errorf("data key of the untouched dataset: %v", err)
+		}
+		for _, a := range []store.Artifact{withRaw, withTok} {
+			got, err := env.db.GetArtifact(ctx, a.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, newKey := backup(t, env, got)
+			if newKey == rawKey || newKey == tokKey {
+				t.Errorf("%s: rewritten under the destroyed key %s", a.ID, newKey)
+			}
+			if _, err := env.db.GetDataKey(ctx, newKey); err != nil {
+				t.Errorf("%s: data key of the rewritten file: %v", a.ID, err)
+			}
+		}
+	})
 	t.Run("Evidence", func(t *testing.T) {
 		hash, _ := tok.SubjectHash("c1")
 		want := store.Erasure{ID: ev.ID, SubjectHash: hash, At: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Actor: "local:dpo",
-			KeysDestroyed: 1, Artifacts: []string{"a-raw", "a-tok"}, Rows: 3}
+			KeysDestroyed: 3, Artifacts: []string{"a-raw", "a-tok"}, Rows: 3} // the subject's key and the 2 replaced files' keys
 		list, err := env.db.ListErasures(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -191,6 +264,14 @@ func TestJanitor(t *testing.T) {
 	soon := writeArtifact(t, env, "soon", [][2]string{{"a", "b"}}, t0.Add(24*time.Hour))
 	later := writeArtifact(t, env, "later", [][2]string{{"a", "b"}}, t0.Add(90*24*time.Hour))
 	forever := writeArtifact(t, env, "forever", [][2]string{{"a", "b"}}, time.Time{})
+	soonBackup, soonKey := backup(t, env, soon)
+	laterBackup, laterKey := backup(t, env, later)
+	_, foreverKey := backup(t, env, forever)
+	// A sweep interrupted after removing later's file: the next finds its
+	// key by the artifact id.
+	if err := os.Remove(filepath.Join(env.dir, later.Path)); err != nil {
+		t.Fatal(err)
+	}
 	now := t0
 	j := &privacy.Janitor{Store: env.db, StateDir: env.dir, Now: func() time.Time { return now }}
 	ids := func(ds []store.ArtifactDeletion) []string {
@@ -236,6 +317,16 @@ func TestJanitor(t *testing.T) {
 	if d := cmp.Diff([]string{"soon", "later"}, ids(recorded)); d != "" {
 		t.Errorf("recorded deletions (-want +got):\n%s", d)
 	}
+	// TestJanitor: an expired dataset's data key is destroyed with it, and
+	// the deletion's record names the key.
+	assertShredded(t, env, soon, soonBackup, soonKey, false)
+	assertShredded(t, env, later, laterBackup, laterKey, false)
+	if d := cmp.Diff([]string{soonKey, laterKey}, privacy.DestroyedKeys(recorded)); d != "" {
+		t.Errorf("recorded destroyed keys (-want +got):\n%s", d)
+	}
+	if _, err := env.db.GetDataKey(ctx, foreverKey); err != nil {
+		t.Errorf("data key of the dataset without retention: %v", err)
+	}
 }
 
 // TestJanitorRun: Run sweeps at start and then on every interval of its
@@ -253,7 +344,7 @@ func TestJanitorRun(t *testing.T) {
 	forever := writeArtifact(t, env, "forever", [][2]string{{"a", "b"}}, time.Time{})
 	fc := clock.NewFake(t0)
 	var logs syncBuffer
-	j := &privacy.Janitor{Store: env.db, StateDir: env.dir, Clock: fc, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	j := &privacy.Janitor{Store: env.db, StateDir: env.dir, Keys: env.kr, Clock: fc, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	ctx, cancel := context.WithCancel(t.Context())
 	ran := make(chan error, 1)
 	go func() { ran <- j.Run(ctx, time.Hour) }()
@@ -289,6 +380,9 @@ func TestJanitorRun(t *testing.T) {
 	for _, e := range entries {
 		if e.Action == "data.retention_delete" && e.Actor == privacy.JanitorActor && e.Source == audit.SourceEngine {
 			got = append(got, e.Details["artifacts"])
+			if k := e.Details["data_keys_destroyed"]; !strings.HasPrefix(k, "dk_") || strings.Contains(k, ",") {
+				t.Errorf("audited destroyed keys %q, want one data key id", k)
+			}
 		}
 	}
 	if d := cmp.Diff([]string{"1", "1", "1"}, got); d != "" {

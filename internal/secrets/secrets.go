@@ -77,6 +77,15 @@ type Sealer interface {
 	Open(ctx context.Context, dataKeyID string, ciphertext, aad []byte) ([]byte, error)
 }
 
+// Shredder destroys data keys (crypto-shredding); *keys.Keyring
+// implements it. st is the transaction the destruction joins, or nil for
+// the keyring's own store. A Sealer that is also a Shredder keeps its data
+// keys in the store, and Delete destroys them through it; for any other
+// Sealer, Delete deletes the keys' rows through the store itself.
+type Shredder interface {
+	DestroyDataKey(ctx context.Context, st store.KeyStore, id string) (bool, error)
+}
+
 // Store is the part of store.Store the Service uses.
 type Store interface {
 	PutSecret(ctx context.Context, s store.Secret) (store.Secret, error)
@@ -183,6 +192,16 @@ func (s *Service) trySet(ctx context.Context, name string, value []byte, actor s
 		if now != latest {
 			return fmt.Errorf("version %d was stored meanwhile: %w", now, store.ErrConflict)
 		}
+		if _, ok := s.sealer.(Shredder); ok {
+			// A Delete running meanwhile destroys every key sealed for
+			// the name, this one included: storing the version would
+			// keep a value nothing can open.
+			if _, err := tx.GetDataKey(ctx, keyID); errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("data key %q was destroyed by a deletion meanwhile: %w", keyID, store.ErrConflict)
+			} else if err != nil {
+				return fmt.Errorf("checking data key %q: %w", keyID, err)
+			}
+		}
 		stored, err = tx.PutSecret(ctx, store.Secret{
 			Name:      name,
 			Sealed:    sealed,
@@ -234,14 +253,118 @@ func (s *Service) List(ctx context.Context) ([]Meta, error) {
 	return out, nil
 }
 
-// Delete removes every version of the secret name. Errors: ErrInvalidName,
-// or store.ErrNotFound (wrapped) if there is no such secret.
-func (s *Service) Delete(ctx context.Context, name string) error {
+// Delete removes every version of the secret name and destroys their
+// data keys, in one transaction (see DeleteIn), and returns the ids of the
+// keys destroyed. Errors: ErrInvalidName, or store.ErrNotFound (wrapped) if
+// there is no such secret.
+func (s *Service) Delete(ctx context.Context, name string) ([]string, error) {
 	if err := ValidName(name); err != nil {
-		return err
+		return nil, err
 	}
-	if err := s.store.DeleteSecret(ctx, name); err != nil {
-		return fmt.Errorf("deleting secret %q: %w", name, err)
+	var destroyed []string
+	err := s.store.InTx(ctx, func(tx store.Store) error {
+		var err error
+		destroyed, err = s.DeleteIn(ctx, tx, name)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Evict(ctx, destroyed); err != nil {
+		return destroyed, fmt.Errorf("deleting secret %q: %w", name, err)
+	}
+	return destroyed, nil
+}
+
+// keyScanPage is how many data keys one page of DeleteIn's scan reads.
+const keyScanPage = 500
+
+// DeleteIn deletes every version of the secret name within tx, a
+// transaction-bound store, and destroys the data keys they were sealed
+// under, so that neither the store nor any backup of it can open them
+// again; it returns the ids of the keys destroyed, for the audit record
+// the caller writes in the same transaction (audit.Do). After the commit
+// the caller passes them to Evict.
+//
+// The keys are the latest version's and every key the keyring made for
+// the name (data key ref "secret:NAME"), which covers the older versions
+// and values sealed by a Set that then lost a race. Finding them reads the
+// whole data-key table once, inside the transaction: the store keeps no
+// index of a secret's versions, and deleting a secret is rare.
+//
+// Errors: ErrInvalidName, or store.ErrNotFound (wrapped) if there is no
+// such secret.
+func (s *Service) DeleteIn(ctx context.Context, tx store.Store, name string) ([]string, error) {
+	if err := ValidName(name); err != nil {
+		return nil, err
+	}
+	latest, err := tx.GetSecret(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("deleting secret %q: %w", name, err)
+	}
+	candidates := []string{latest.DataKeyID}
+	ref := "secret:" + name
+	after := ""
+	for {
+		page, err := tx.ListDataKeys(ctx, after, keyScanPage)
+		if err != nil {
+			return nil, fmt.Errorf("deleting secret %q: finding its data keys: %w", name, err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		after = page[len(page)-1].ID
+		for _, k := range page {
+			if k.Purpose == PurposeSecret && k.Ref == ref && k.ID != latest.DataKeyID {
+				candidates = append(candidates, k.ID)
+			}
+		}
+	}
+	if err := tx.DeleteSecret(ctx, name); err != nil {
+		return nil, fmt.Errorf("deleting secret %q: %w", name, err)
+	}
+	var destroyed []string
+	for _, id := range candidates {
+		ok, err := s.destroy(ctx, tx, id)
+		if err != nil {
+			return nil, fmt.Errorf("deleting secret %q: %w", name, err)
+		}
+		if ok {
+			destroyed = append(destroyed, id)
+		}
+	}
+	return destroyed, nil
+}
+
+// destroy destroys data key id within tx, through the Sealer when it is a
+// Shredder.
+func (s *Service) destroy(ctx context.Context, tx store.Store, id string) (bool, error) {
+	if sh, ok := s.sealer.(Shredder); ok {
+		return sh.DestroyDataKey(ctx, tx, id)
+	}
+	err := tx.DeleteDataKey(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("destroying data key %q: %w", id, err)
+	}
+	return true, nil
+}
+
+// Evict drops the data keys DeleteIn destroyed from the Sealer's cache
+// once the transaction has committed: a Resolve racing the deletion may
+// have cached one before the commit. It does nothing for a Sealer that is
+// not a Shredder.
+func (s *Service) Evict(ctx context.Context, ids []string) error {
+	sh, ok := s.sealer.(Shredder)
+	if !ok {
+		return nil
+	}
+	for _, id := range ids {
+		if _, err := sh.DestroyDataKey(ctx, nil, id); err != nil {
+			return err
+		}
 	}
 	return nil
 }

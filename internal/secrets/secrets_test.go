@@ -142,13 +142,13 @@ func TestServiceSetResolveListDelete(t *testing.T) {
 		t.Errorf("List (-want +got):\n%s", diff)
 	}
 
-	if err := f.svc.Delete(ctx, "crm_dsn"); err != nil {
+	if _, err := f.svc.Delete(ctx, "crm_dsn"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.svc.Resolve(ctx, "crm_dsn"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Resolve after Delete: err = %v, want store.ErrNotFound", err)
 	}
-	if err := f.svc.Delete(ctx, "crm_dsn"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := f.svc.Delete(ctx, "crm_dsn"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second Delete: err = %v, want store.ErrNotFound", err)
 	}
 }
@@ -208,7 +208,7 @@ func TestServiceRejects(t *testing.T) {
 	if _, err := f.svc.Resolve(ctx, "no such"); !errors.Is(err, ErrInvalidName) {
 		t.Errorf("Resolve(bad name): err = %v, want ErrInvalidName", err)
 	}
-	if err := f.svc.Delete(ctx, "no such"); !errors.Is(err, ErrInvalidName) {
+	if _, err := f.svc.Delete(ctx, "no such"); !errors.Is(err, ErrInvalidName) {
 		t.Errorf("Delete(bad name): err = %v, want ErrInvalidName", err)
 	}
 	if _, err := f.svc.Resolve(ctx, "missing"); !errors.Is(err, store.ErrNotFound) {

@@ -25,7 +25,8 @@ type Erasure struct {
 	SubjectHash string
 	At          time.Time
 	Actor       string
-	// KeysDestroyed is how many per-subject keys were deleted (0 or 1).
+	// KeysDestroyed is how many data keys were deleted: the subject's key
+	// (0 or 1) plus the key of each dataset file the erasure replaced.
 	KeysDestroyed int
 	// Artifacts are the ids of the artifacts rewritten without the
 	// subject's rows.
