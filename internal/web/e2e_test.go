@@ -53,6 +53,40 @@ func screenshotDir(t *testing.T) string {
 	return dir
 }
 
+// a11yAudit lists what keeps the rendered page from being usable with a
+// keyboard and a screen reader: a page language, one h1, a skip link to
+// the main landmark, an accessible name for every form control, button,
+// link and graphic, and scope on table headers. It runs on every page the
+// end-to-end test photographs.
+const a11yAudit = `(() => {
+  const out = [];
+  const name = el => (el.getAttribute('aria-label') || el.getAttribute('title') || el.textContent || el.value || '').trim();
+  if (!document.documentElement.lang) out.push('no lang on <html>');
+  const h1 = document.querySelectorAll('h1').length;
+  if (h1 !== 1) out.push(h1 + ' h1 elements, want 1');
+  const skip = document.querySelector('a.skip[href^="#"]');
+  if (!skip || !document.querySelector(skip.getAttribute('href'))) out.push('no skip link to the main content');
+  for (const el of document.querySelectorAll('input, select, textarea')) {
+    if (['hidden', 'submit', 'button'].includes(el.type)) continue;
+    const labelled = el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || el.closest('label') ||
+      (el.id && document.querySelector('label[for="' + CSS.escape(el.id) + '"]'));
+    if (!labelled) out.push('form control without a label: ' + el.outerHTML.slice(0, 120));
+  }
+  for (const el of document.querySelectorAll('button, a[href]')) {
+    if (!name(el)) out.push('no accessible name: ' + el.outerHTML.slice(0, 120));
+  }
+  for (const el of document.querySelectorAll('svg')) {
+    if (el.getAttribute('aria-hidden') === 'true' || el.closest('[aria-hidden="true"]')) continue;
+    if (!el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby') && !el.querySelector(':scope > title')) {
+      out.push('graphic without a title: ' + el.outerHTML.slice(0, 120));
+    }
+  }
+  for (const th of document.querySelectorAll('thead th, tbody th')) {
+    if (!th.getAttribute('scope')) out.push('table header without scope: ' + th.outerHTML.slice(0, 120));
+  }
+  return out;
+})()`
+
 // console collects what the page writes to the console: CSP violations
 // arrive there as browser log entries ("Refused to ...").
 type console struct {
@@ -176,6 +210,13 @@ func TestBrowserEndToEnd(t *testing.T) {
 	}
 	shot := func(name string) {
 		t.Helper()
+		problems, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](a11yAudit))
+		if err != nil {
+			t.Fatalf("accessibility audit of %s: %v", name, err)
+		}
+		for _, p := range problems {
+			t.Errorf("%s page: %s", name, p)
+		}
 		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatalf("screenshot %s: %v", name, err)
