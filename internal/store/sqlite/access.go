@@ -122,13 +122,7 @@ func scanRole(s scanner) (store.Role, error) {
 // GetRole returns a custom role, or ErrNotFound.
 func (o ops) GetRole(ctx context.Context, name string) (store.Role, error) {
 	r, err := scanRole(o.q.QueryRowContext(ctx, qGetRole, name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Role{}, fmt.Errorf("getting role %q: %w", name, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.Role{}, fmt.Errorf("getting role %q: %w", name, err)
-	}
-	return r, nil
+	return found(r, err, "getting role %q", name)
 }
 
 // ListRoles returns the custom roles by name.
@@ -213,13 +207,7 @@ func scanBinding(s scanner) (store.Binding, error) {
 // GetBinding returns a binding by id, or ErrNotFound.
 func (o ops) GetBinding(ctx context.Context, id string) (store.Binding, error) {
 	b, err := scanBinding(o.q.QueryRowContext(ctx, qGetBinding, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Binding{}, fmt.Errorf("getting binding %q: %w", id, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.Binding{}, fmt.Errorf("getting binding %q: %w", id, err)
-	}
-	return b, nil
+	return found(b, err, "getting binding %q", id)
 }
 
 // ListBindings returns every binding by grant time, then id.
@@ -410,25 +398,13 @@ func scanPipelineVersion(s scanner) (store.PipelineVersion, error) {
 // GetPipelineVersion returns one version, or ErrNotFound.
 func (o ops) GetPipelineVersion(ctx context.Context, namespace, pipeline string, number int) (store.PipelineVersion, error) {
 	v, err := scanPipelineVersion(o.q.QueryRowContext(ctx, qGetVer, namespace, pipeline, number))
-	if errors.Is(err, sql.ErrNoRows) {
-		err = store.ErrNotFound
-	}
-	if err != nil {
-		return store.PipelineVersion{}, fmt.Errorf("getting version %d of pipeline %s/%s: %w", number, namespace, pipeline, err)
-	}
-	return v, nil
+	return found(v, err, "getting version %d of pipeline %s/%s", number, namespace, pipeline)
 }
 
 // LatestPipelineVersion returns the newest version, or ErrNotFound.
 func (o ops) LatestPipelineVersion(ctx context.Context, namespace, pipeline string) (store.PipelineVersion, error) {
 	v, err := scanPipelineVersion(o.q.QueryRowContext(ctx, qLatestVer, namespace, pipeline))
-	if errors.Is(err, sql.ErrNoRows) {
-		err = store.ErrNotFound
-	}
-	if err != nil {
-		return store.PipelineVersion{}, fmt.Errorf("getting latest version of pipeline %s/%s: %w", namespace, pipeline, err)
-	}
-	return v, nil
+	return found(v, err, "getting latest version of pipeline %s/%s", namespace, pipeline)
 }
 
 // ListPipelineVersions returns the versions of a pipeline without content.

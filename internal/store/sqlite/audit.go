@@ -87,13 +87,7 @@ func (o ops) AppendAudit(ctx context.Context, r store.AuditRecord) error {
 // LastAudit returns the last record, or ErrNotFound when the log is empty.
 func (o ops) LastAudit(ctx context.Context) (store.AuditRecord, error) {
 	r, err := scanAudit(o.q.QueryRowContext(ctx, qLastAudit))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.AuditRecord{}, fmt.Errorf("reading the last audit event: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return store.AuditRecord{}, fmt.Errorf("reading the last audit event: %w", err)
-	}
-	return r, nil
+	return found(r, err, "reading the last audit event")
 }
 
 // ListAudit returns records matching f in Seq order.
@@ -170,13 +164,7 @@ func (o ops) PutAuditCheckpoint(ctx context.Context, c store.AuditCheckpoint) er
 // LastAuditCheckpoint returns the newest checkpoint, or ErrNotFound.
 func (o ops) LastAuditCheckpoint(ctx context.Context) (store.AuditCheckpoint, error) {
 	c, err := scanCheckpoint(o.q.QueryRowContext(ctx, qLastCheckpoint))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.AuditCheckpoint{}, fmt.Errorf("reading the last audit checkpoint: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return store.AuditCheckpoint{}, fmt.Errorf("reading the last audit checkpoint: %w", err)
-	}
-	return c, nil
+	return found(c, err, "reading the last audit checkpoint")
 }
 
 // ListAuditCheckpoints returns every checkpoint in Seq order.
@@ -220,25 +208,13 @@ func (o ops) PutAuditSigningKey(ctx context.Context, k store.AuditSigningKey) er
 // GetAuditSigningKey returns a signing key by id, or ErrNotFound.
 func (o ops) GetAuditSigningKey(ctx context.Context, id string) (store.AuditSigningKey, error) {
 	k, err := scanSigningKey(o.q.QueryRowContext(ctx, qGetSigningKey, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.AuditSigningKey{}, fmt.Errorf("getting audit signing key %q: %w", id, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.AuditSigningKey{}, fmt.Errorf("getting audit signing key %q: %w", id, err)
-	}
-	return k, nil
+	return found(k, err, "getting audit signing key %q", id)
 }
 
 // LastAuditSigningKey returns the newest signing key, or ErrNotFound.
 func (o ops) LastAuditSigningKey(ctx context.Context) (store.AuditSigningKey, error) {
 	k, err := scanSigningKey(o.q.QueryRowContext(ctx, qLastSigningKey))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.AuditSigningKey{}, fmt.Errorf("getting the newest audit signing key: %w", store.ErrNotFound)
-	}
-	if err != nil {
-		return store.AuditSigningKey{}, fmt.Errorf("getting the newest audit signing key: %w", err)
-	}
-	return k, nil
+	return found(k, err, "getting the newest audit signing key")
 }
 
 func scanSigningKey(s scanner) (store.AuditSigningKey, error) {

@@ -238,13 +238,7 @@ func (o ops) CreateUser(ctx context.Context, u store.User) error {
 
 func (o ops) getUser(ctx context.Context, what, query string, args ...any) (store.User, error) {
 	u, err := scanUser(o.q.QueryRowContext(ctx, query, args...))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.User{}, fmt.Errorf("getting user %s: %w", what, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.User{}, fmt.Errorf("getting user %s: %w", what, err)
-	}
-	return u, nil
+	return found(u, err, "getting user %s", what)
 }
 
 // GetUser returns a user by id, or ErrNotFound.
@@ -376,13 +370,7 @@ func (o ops) PutTOTP(ctx context.Context, t store.TOTP) error {
 // GetTOTP returns a user's enrolment, or ErrNotFound.
 func (o ops) GetTOTP(ctx context.Context, userID string) (store.TOTP, error) {
 	t, err := scanTOTP(o.q.QueryRowContext(ctx, qGetTOTP, userID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.TOTP{}, fmt.Errorf("getting TOTP enrolment of user %q: %w", userID, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.TOTP{}, fmt.Errorf("getting TOTP enrolment of user %q: %w", userID, err)
-	}
-	return t, nil
+	return found(t, err, "getting TOTP enrolment of user %q", userID)
 }
 
 // ConfirmTOTP marks an enrolment confirmed. A zero at means now.
@@ -534,13 +522,7 @@ func (o ops) CreateAPIToken(ctx context.Context, t store.APIToken) error {
 
 func (o ops) getAPIToken(ctx context.Context, what, query string, arg any) (store.APIToken, error) {
 	t, err := scanAPIToken(o.q.QueryRowContext(ctx, query, arg))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.APIToken{}, fmt.Errorf("getting API token %s: %w", what, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.APIToken{}, fmt.Errorf("getting API token %s: %w", what, err)
-	}
-	return t, nil
+	return found(t, err, "getting API token %s", what)
 }
 
 // GetAPIToken returns a token by id, or ErrNotFound.
@@ -638,13 +620,7 @@ func (o ops) CreateSession(ctx context.Context, s store.Session) error {
 
 func (o ops) getSession(ctx context.Context, what, query string, arg any) (store.Session, error) {
 	s, err := scanSession(o.q.QueryRowContext(ctx, query, arg))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Session{}, fmt.Errorf("getting session %s: %w", what, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.Session{}, fmt.Errorf("getting session %s: %w", what, err)
-	}
-	return s, nil
+	return found(s, err, "getting session %s", what)
 }
 
 // GetSession returns a session by id, or ErrNotFound.

@@ -41,13 +41,7 @@ func (o ops) PutDataKey(ctx context.Context, k store.DataKey) error {
 // GetDataKey returns a data key by id, or ErrNotFound.
 func (o ops) GetDataKey(ctx context.Context, id string) (store.DataKey, error) {
 	k, err := scanDataKey(o.q.QueryRowContext(ctx, qGetDataKey, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.DataKey{}, fmt.Errorf("getting data key %q: %w", id, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.DataKey{}, fmt.Errorf("getting data key %q: %w", id, err)
-	}
-	return k, nil
+	return found(k, err, "getting data key %q", id)
 }
 
 // ListDataKeys returns up to limit data keys with id > afterID, by id.
@@ -144,13 +138,7 @@ func (o ops) PutSecret(ctx context.Context, s store.Secret) (store.Secret, error
 // GetSecret returns the latest version of a secret, or ErrNotFound.
 func (o ops) GetSecret(ctx context.Context, name string) (store.Secret, error) {
 	s, err := scanSecret(o.q.QueryRowContext(ctx, qGetSecret, name))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Secret{}, fmt.Errorf("getting secret %q: %w", name, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.Secret{}, fmt.Errorf("getting secret %q: %w", name, err)
-	}
-	return s, nil
+	return found(s, err, "getting secret %q", name)
 }
 
 // ListSecrets returns the latest version of each secret by name, without

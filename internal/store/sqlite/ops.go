@@ -233,15 +233,22 @@ func (o ops) SetRunState(ctx context.Context, p store.SetRunState) (store.Run, e
 }
 
 func runStatesJSON(from []store.RunState, to store.RunState) (string, error) {
-	if !validRunState(to) {
-		return "", fmt.Errorf("unknown run state %q", to)
+	return statesJSON(from, to, validRunState, "run")
+}
+
+// statesJSON checks a transition's states (kind names them in errors) and
+// encodes the states it may start from as the JSON list the transition's
+// query takes.
+func statesJSON[S ~string](from []S, to S, valid func(S) bool, kind string) (string, error) {
+	if !valid(to) {
+		return "", fmt.Errorf("unknown %s state %q", kind, to)
 	}
 	if len(from) == 0 {
 		return "", errors.New("no states to move from")
 	}
 	for _, s := range from {
-		if !validRunState(s) {
-			return "", fmt.Errorf("unknown run state %q", s)
+		if !valid(s) {
+			return "", fmt.Errorf("unknown %s state %q", kind, s)
 		}
 	}
 	b, err := json.Marshal(from)
@@ -404,25 +411,10 @@ func (o ops) SetTaskState(ctx context.Context, p store.SetTaskState) (store.Task
 }
 
 func taskStatesJSON(from []store.TaskState, to store.TaskState) (string, error) {
-	if !validTaskState(to) {
-		return "", fmt.Errorf("unknown task state %q", to)
-	}
-	if to == store.TaskRunning {
+	if validTaskState(to) && to == store.TaskRunning {
 		return "", errors.New("a task run becomes running only by starting an attempt")
 	}
-	if len(from) == 0 {
-		return "", errors.New("no states to move from")
-	}
-	for _, s := range from {
-		if !validTaskState(s) {
-			return "", fmt.Errorf("unknown task state %q", s)
-		}
-	}
-	b, err := json.Marshal(from)
-	if err != nil {
-		return "", fmt.Errorf("encoding states: %w", err)
-	}
-	return string(b), nil
+	return statesJSON(from, to, validTaskState, "task")
 }
 
 // StartAttempt moves the task run from p.From to running and opens attempt
@@ -569,16 +561,25 @@ func (o ops) PutArtifact(ctx context.Context, a store.Artifact) error {
 // GetArtifact returns an artifact by id, or ErrNotFound.
 func (o ops) GetArtifact(ctx context.Context, id string) (store.Artifact, error) {
 	a, err := scanArtifact(o.q.QueryRowContext(ctx, qGetArtifact, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Artifact{}, fmt.Errorf("getting artifact %q: %w", id, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.Artifact{}, fmt.Errorf("getting artifact %q: %w", id, err)
-	}
-	return a, nil
+	return found(a, err, "getting artifact %q", id)
 }
 
 // ListArtifacts returns a run's artifacts in creation order.
 func (o ops) ListArtifacts(ctx context.Context, runID string) ([]store.Artifact, error) {
 	return queryAll(ctx, o.q, scanArtifact, fmt.Sprintf("listing artifacts of run %q", runID), qListArtifacts, runID)
+}
+
+// found finishes a single-row read: it returns v when err is nil, and
+// otherwise err wrapped in the message format (args) names, with
+// sql.ErrNoRows turned into store.ErrNotFound, so every getter reports a
+// missing row and a failed read alike.
+func found[T any](v T, err error, format string, args ...any) (T, error) {
+	if err == nil {
+		return v, nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	var zero T
+	return zero, fmt.Errorf(format+": %w", append(args, err)...)
 }

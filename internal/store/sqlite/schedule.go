@@ -55,13 +55,7 @@ func scanTick(s scanner) (store.ScheduleTick, error) {
 // GetScheduleTick returns a pipeline's watermark, or ErrNotFound.
 func (o ops) GetScheduleTick(ctx context.Context, namespace, pipeline string) (store.ScheduleTick, error) {
 	t, err := scanTick(o.q.QueryRowContext(ctx, qGetTick, namespace, pipeline))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.ScheduleTick{}, fmt.Errorf("getting schedule tick of %s/%s: %w", namespace, pipeline, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.ScheduleTick{}, fmt.Errorf("getting schedule tick of %s/%s: %w", namespace, pipeline, err)
-	}
-	return t, nil
+	return found(t, err, "getting schedule tick of %s/%s", namespace, pipeline)
 }
 
 // ListScheduleTicks returns every watermark.
