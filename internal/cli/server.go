@@ -77,6 +77,13 @@ recorded as such.`,
 				s.Stop()
 				return err
 			}
+			// Everything the server serves needs a signed-in user: say
+			// how to get the first one rather than leave a newcomer at a
+			// sign-in page nobody can pass.
+			if users, err := s.App.Store.ListUsers(ctx); err == nil && len(users) == 0 {
+				fmt.Fprintln(e.stderr, "sluice: no users yet: the web UI and the API need one to sign in. Create the first with 'sluice init',\n"+
+					"  then run 'sluice login USER' once to choose a password and enrol an authenticator.")
+			}
 			select {
 			case <-ctx.Done():
 			case <-s.HTTP.Done():

@@ -73,6 +73,10 @@ func TestServerCommandServesUntilCancelled(t *testing.T) {
 	if got := <-code; got != ExitOK {
 		t.Errorf("exit %d after cancel, want 0: %s", got, errOut.String())
 	}
+	// A state directory without users gets told how to make the first.
+	if !strings.Contains(errOut.String(), "sluice init") {
+		t.Errorf("no hint to create the first user on a server without users:\n%s", errOut.String())
+	}
 }
 
 func TestServerCommandRefusesUnsafeOrBadFlags(t *testing.T) {
