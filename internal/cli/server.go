@@ -73,16 +73,17 @@ recorded as such.`,
 			if s.App.KEKCreated != "" {
 				fmt.Fprintf(e.stderr, "sluice: created a new key-encryption key in %s: back it up now (see docs/keys.md).\n", s.App.KEKCreated)
 			}
-			if err := printServerStarted(e, s.HTTP); err != nil {
-				s.Stop()
-				return err
-			}
 			// Everything the server serves needs a signed-in user: say
 			// how to get the first one rather than leave a newcomer at a
-			// sign-in page nobody can pass.
+			// sign-in page nobody can pass. Printed before the address is,
+			// as stderr is also the log's, which requests write to.
 			if users, err := s.App.Store.ListUsers(ctx); err == nil && len(users) == 0 {
 				fmt.Fprintln(e.stderr, "sluice: no users yet: the web UI and the API need one to sign in. Create the first with 'sluice init',\n"+
 					"  then run 'sluice login USER' once to choose a password and enrol an authenticator.")
+			}
+			if err := printServerStarted(e, s.HTTP); err != nil {
+				s.Stop()
+				return err
 			}
 			select {
 			case <-ctx.Done():
