@@ -44,14 +44,9 @@ type Config struct {
 	// Compression is gzip, zstd or none; by default a path ending in
 	// ".gz" or ".zst" says.
 	Compression string `yaml:"compression"`
-	// Encrypt, on a sink, encrypts the file(s) at rest under a data key
-	// of sluice's keyring; `sluice decrypt FILE` reads them back.
-	Encrypt bool `yaml:"encrypt"`
-	// PartitionBy names a column: the sink writes one file per distinct
-	// value, substituted for "{partition}" in the path. Writing only.
-	PartitionBy string `yaml:"partition_by"`
-	// MaxPartitions caps the partition files; default 100. Writing only.
-	MaxPartitions int `yaml:"max_partitions"`
+	// Files holds the settings every file connector shares: encrypt,
+	// partition_by, max_partitions and batch_size.
+	fileio.Files `yaml:",inline"`
 	// Delimiter separates fields: one character, default ",". Written
 	// "\t" in YAML double quotes for tab-separated files.
 	Delimiter string `yaml:"delimiter"`
@@ -65,9 +60,6 @@ type Config struct {
 	// order. Only the columns it names are read, in its order. Without
 	// it every column is a string. Reading only.
 	Schema fileio.Columns `yaml:"schema"`
-	// BatchSize is the rows per batch; 0 uses the task's batch size.
-	// Reading only.
-	BatchSize int `yaml:"batch_size"`
 }
 
 // NewConfig returns a Config with its defaults set.
@@ -84,11 +76,8 @@ func (c *Config) Validate() error {
 	if _, err := fileio.ParseCompression(c.Compression); err != nil {
 		return err
 	}
-	if c.MaxPartitions < 0 {
-		return fmt.Errorf("max_partitions: must not be negative, got %d", c.MaxPartitions)
-	}
-	if c.BatchSize < 0 {
-		return fmt.Errorf("batch_size: must not be negative, got %d", c.BatchSize)
+	if err := c.Files.Validate(); err != nil {
+		return err
 	}
 	if c.Header && len(c.Columns) > 0 {
 		return fmt.Errorf("columns: only for files without a header (set header: false), the header names the columns otherwise")

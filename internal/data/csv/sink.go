@@ -38,24 +38,15 @@ func OpenSink(ctx context.Context, cfg any, schema *data.Schema, env data.Env) (
 		return nil, fmt.Errorf("csv: columns: applies only to reading")
 	case len(c.Schema) > 0:
 		return nil, fmt.Errorf("csv: schema: applies only to reading; the sink writes the columns it receives")
-	case c.BatchSize != 0:
-		return nil, fmt.Errorf("csv: batch_size: applies only to reading")
-	}
-	path, err := fileio.ResolvePath(env, c.Path)
-	if err != nil {
-		return nil, fmt.Errorf("csv: %w", err)
 	}
 	comp, _ := fileio.ParseCompression(c.Compression)
-	delim, _ := c.delim()
-	header := c.Header
-	encrypt, err := fileio.Encryption(c.Encrypt, env, Name)
+	opts, err := c.Files.SinkOptions(env, Name, c.Path, comp)
 	if err != nil {
 		return nil, err
 	}
-	return fileio.OpenSink(fileio.SinkOptions{
-		Encrypt: encrypt,
-		Label:   Name, Path: path, Compression: comp, PartitionBy: c.PartitionBy, MaxPartitions: c.MaxPartitions,
-	}, schema, func(w io.Writer, schema *data.Schema) (fileio.Encoder, error) {
+	delim, _ := c.delim()
+	header := c.Header
+	return fileio.OpenSink(opts, schema, func(w io.Writer, schema *data.Schema) (fileio.Encoder, error) {
 		return newEncoder(w, schema, delim, header), nil
 	})
 }

@@ -43,23 +43,19 @@ func OpenSource(ctx context.Context, cfg any, env data.Env) (data.Source, error)
 	if err != nil {
 		return nil, err
 	}
-	if c.Encrypt {
-		return nil, fmt.Errorf("csv: encrypt: applies only to writing (read an encrypted file back with 'sluice decrypt')")
+	if err := c.RefuseEncrypt(Name); err != nil {
+		return nil, err
 	}
 	if !c.Header && len(c.Columns) == 0 && len(c.Schema) == 0 {
 		// Checked here, not in Validate: a sink needs no column names.
 		return nil, fmt.Errorf("csv: columns: required to read a file without a header (or declare schema)")
 	}
-	if c.PartitionBy != "" || c.MaxPartitions != 0 {
-		return nil, fmt.Errorf("csv: partition_by, max_partitions: apply only to writing")
+	if err := c.RefusePartitions(Name); err != nil {
+		return nil, err
 	}
-	pattern, err := fileio.ResolvePath(env, c.Path)
+	paths, err := fileio.Inputs(env, Name, c.Path)
 	if err != nil {
-		return nil, fmt.Errorf("csv: %w", err)
-	}
-	paths, err := fileio.Glob(pattern)
-	if err != nil {
-		return nil, fmt.Errorf("csv: %w", err)
+		return nil, err
 	}
 	comp, _ := fileio.ParseCompression(c.Compression)
 	return fileio.OpenFiles(ctx, paths, func(ctx context.Context, path string, _ *data.Schema) (data.Source, error) {
@@ -88,7 +84,7 @@ func newSource(ctx context.Context, f io.ReadCloser, path string, c *Config, env
 	r.Comma = delim
 	r.FieldsPerRecord = -1 // checked here, so that a bad record is quarantined, not fatal
 	r.ReuseRecord = true
-	s := &Source{path: path, f: f, win: win, r: r, q: env.Quarantine, size: fileio.BatchSize(c.BatchSize, env)}
+	s := &Source{path: path, f: f, win: win, r: r, q: env.Quarantine, size: c.Rows(env)}
 
 	if c.Header {
 		rec, err := r.Read()

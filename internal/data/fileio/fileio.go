@@ -1,7 +1,8 @@
 // Package fileio holds what the file connectors (csv, jsonl, parquet) and
-// the artifact package share: resolving a configured path, globs over
-// several input files, transparent compression, writing one file or a set
-// of partition files atomically, the ordered schema setting, and the text
+// the artifact package share: the settings every file connector has and
+// their checks (Files), resolving a configured path, globs over several
+// input files, transparent compression, writing one file or a set of
+// partition files atomically, the ordered schema setting, and the text
 // form of timestamps.
 //
 // It exists so that those rules are written once: a sink that forgot the

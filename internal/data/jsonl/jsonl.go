@@ -53,21 +53,13 @@ type Config struct {
 	// Compression is gzip, zstd or none; by default a path ending in
 	// ".gz" or ".zst" says.
 	Compression string `yaml:"compression"`
-	// Encrypt, on a sink, encrypts the file(s) at rest under a data key
-	// of sluice's keyring; `sluice decrypt FILE` reads them back.
-	Encrypt bool `yaml:"encrypt"`
-	// PartitionBy names a field: the sink writes one file per distinct
-	// value, substituted for "{partition}" in the path. Writing only.
-	PartitionBy string `yaml:"partition_by"`
-	// MaxPartitions caps the partition files; default 100. Writing only.
-	MaxPartitions int `yaml:"max_partitions"`
+	// Files holds the settings every file connector shares: encrypt,
+	// partition_by, max_partitions and batch_size.
+	fileio.Files `yaml:",inline"`
 	// Schema types the fields: a mapping of field name to type, in order.
 	// Without it the schema is inferred from the first record. Reading
 	// only.
 	Schema fileio.Columns `yaml:"schema"`
-	// BatchSize is the rows per batch; 0 uses the task's batch size.
-	// Reading only.
-	BatchSize int `yaml:"batch_size"`
 }
 
 // NewConfig returns a Config with its defaults set.
@@ -81,11 +73,8 @@ func (c *Config) Validate() error {
 	if _, err := fileio.ParseCompression(c.Compression); err != nil {
 		return err
 	}
-	if c.MaxPartitions < 0 {
-		return fmt.Errorf("max_partitions: must not be negative, got %d", c.MaxPartitions)
-	}
-	if c.BatchSize < 0 {
-		return fmt.Errorf("batch_size: must not be negative, got %d", c.BatchSize)
+	if err := c.Files.Validate(); err != nil {
+		return err
 	}
 	if _, err := c.Schema.Schema(); err != nil {
 		return err

@@ -32,25 +32,15 @@ func OpenSink(ctx context.Context, cfg any, schema *data.Schema, env data.Env) (
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case len(c.Schema) > 0:
+	if len(c.Schema) > 0 {
 		return nil, fmt.Errorf("jsonl: schema: applies only to reading; the sink writes the fields it receives")
-	case c.BatchSize != 0:
-		return nil, fmt.Errorf("jsonl: batch_size: applies only to reading")
-	}
-	path, err := fileio.ResolvePath(env, c.Path)
-	if err != nil {
-		return nil, fmt.Errorf("jsonl: %w", err)
 	}
 	comp, _ := fileio.ParseCompression(c.Compression)
-	encrypt, err := fileio.Encryption(c.Encrypt, env, Name)
+	opts, err := c.Files.SinkOptions(env, Name, c.Path, comp)
 	if err != nil {
 		return nil, err
 	}
-	return fileio.OpenSink(fileio.SinkOptions{
-		Encrypt: encrypt,
-		Label:   Name, Path: path, Compression: comp, PartitionBy: c.PartitionBy, MaxPartitions: c.MaxPartitions,
-	}, schema, func(w io.Writer, schema *data.Schema) (fileio.Encoder, error) {
+	return fileio.OpenSink(opts, schema, func(w io.Writer, schema *data.Schema) (fileio.Encoder, error) {
 		return newEncoder(w, schema), nil
 	})
 }

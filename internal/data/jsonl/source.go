@@ -46,19 +46,15 @@ func OpenSource(ctx context.Context, cfg any, env data.Env) (data.Source, error)
 	if err != nil {
 		return nil, err
 	}
-	if c.Encrypt {
-		return nil, fmt.Errorf("jsonl: encrypt: applies only to writing (read an encrypted file back with 'sluice decrypt')")
+	if err := c.RefuseEncrypt(Name); err != nil {
+		return nil, err
 	}
-	if c.PartitionBy != "" || c.MaxPartitions != 0 {
-		return nil, fmt.Errorf("jsonl: partition_by, max_partitions: apply only to writing")
+	if err := c.RefusePartitions(Name); err != nil {
+		return nil, err
 	}
-	pattern, err := fileio.ResolvePath(env, c.Path)
+	paths, err := fileio.Inputs(env, Name, c.Path)
 	if err != nil {
-		return nil, fmt.Errorf("jsonl: %w", err)
-	}
-	paths, err := fileio.Glob(pattern)
-	if err != nil {
-		return nil, fmt.Errorf("jsonl: %w", err)
+		return nil, err
 	}
 	declared, err := c.Schema.Schema()
 	if err != nil {
@@ -80,7 +76,7 @@ func openFile(ctx context.Context, path string, comp fileio.Compression, schema 
 	if err != nil {
 		return nil, fmt.Errorf("jsonl: %w", err)
 	}
-	s := &Source{path: path, f: f, br: bufio.NewReaderSize(f, readBufSize), q: env.Quarantine, size: fileio.BatchSize(c.BatchSize, env)}
+	s := &Source{path: path, f: f, br: bufio.NewReaderSize(f, readBufSize), q: env.Quarantine, size: c.Rows(env)}
 	if bom, err := s.br.Peek(3); err == nil && string(bom) == "\xef\xbb\xbf" {
 		_, _ = s.br.Discard(3)
 	}

@@ -51,6 +51,12 @@ func init() {
 }
 
 // Config is the parquet connector's settings.
+//
+// Encrypt, PartitionBy, MaxPartitions and BatchSize are the settings every
+// file connector shares (fileio.Files), refused on a source and applied
+// on a sink by the same code as theirs (see files). They are declared here rather than embedded so that
+// a Config can be written as a composite literal naming them, which Go
+// does not allow for the fields of an embedded struct.
 type Config struct {
 	// Path is the file, a template; relative paths are relative to the
 	// pipeline file's directory. Reading, it may be a glob
@@ -88,6 +94,9 @@ func (c *Config) Validate() error {
 	if c.Path == "" {
 		return fmt.Errorf("path: required")
 	}
+	// batch_size and max_partitions are checked here, not with
+	// fileio.Files.Validate, to keep the order parquet has always reported
+	// them in when several settings are wrong.
 	if c.BatchSize < 0 {
 		return fmt.Errorf("batch_size: must not be negative, got %d", c.BatchSize)
 	}
@@ -145,5 +154,8 @@ func asConfig(cfg any) (*Config, error) {
 	return c, nil
 }
 
-// batchSize is the rows per batch for c.
-func (c *Config) batchSize(env data.Env) int { return fileio.BatchSize(c.BatchSize, env) }
+// files returns the settings parquet shares with the other file
+// connectors.
+func (c *Config) files() *fileio.Files {
+	return &fileio.Files{Encrypt: c.Encrypt, PartitionBy: c.PartitionBy, MaxPartitions: c.MaxPartitions, BatchSize: c.BatchSize}
+}

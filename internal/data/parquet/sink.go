@@ -56,15 +56,13 @@ func OpenSink(ctx context.Context, cfg any, schema *data.Schema, env data.Env) (
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case len(c.Columns) > 0:
+	if len(c.Columns) > 0 {
 		return nil, fmt.Errorf("parquet: columns: applies only to reading; the sink writes the columns it receives")
-	case c.BatchSize != 0:
-		return nil, fmt.Errorf("parquet: batch_size: applies only to reading")
 	}
-	path, err := fileio.ResolvePath(env, c.Path)
+	// Pages are compressed inside the file, so the file itself is not.
+	opts, err := c.files().SinkOptions(env, Name, c.Path, fileio.CompressionNone)
 	if err != nil {
-		return nil, fmt.Errorf("parquet: %w", err)
+		return nil, err
 	}
 	codec, err := sinkCodec(c.Compression)
 	if err != nil {
@@ -75,15 +73,7 @@ func OpenSink(ctx context.Context, cfg any, schema *data.Schema, env data.Env) (
 		rgSize = DefaultRowGroupSize
 	}
 	pschema := SchemaOf(schema)
-	encrypt, err := fileio.Encryption(c.Encrypt, env, Name)
-	if err != nil {
-		return nil, err
-	}
-	return fileio.OpenSink(fileio.SinkOptions{
-		Encrypt: encrypt,
-		Label:   Name, Path: path, Compression: fileio.CompressionNone, // pages are compressed inside the file
-		PartitionBy: c.PartitionBy, MaxPartitions: c.MaxPartitions,
-	}, schema, func(w io.Writer, schema *data.Schema) (fileio.Encoder, error) {
+	return fileio.OpenSink(opts, schema, func(w io.Writer, schema *data.Schema) (fileio.Encoder, error) {
 		return newEncoder(w, schema, pschema, codec, rgSize), nil
 	})
 }

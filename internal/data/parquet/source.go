@@ -73,22 +73,18 @@ func OpenSource(ctx context.Context, cfg any, env data.Env) (data.Source, error)
 	if err != nil {
 		return nil, err
 	}
-	if c.Encrypt {
-		return nil, fmt.Errorf("parquet: encrypt: applies only to writing (read an encrypted file back with 'sluice decrypt')")
+	if err := c.files().RefuseEncrypt(Name); err != nil {
+		return nil, err
 	}
 	if err := c.writingOnly(); err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	pattern, err := fileio.ResolvePath(env, c.Path)
+	paths, err := fileio.Inputs(env, Name, c.Path)
 	if err != nil {
-		return nil, fmt.Errorf("parquet: %w", err)
-	}
-	paths, err := fileio.Glob(pattern)
-	if err != nil {
-		return nil, fmt.Errorf("parquet: %w", err)
+		return nil, err
 	}
 	return fileio.OpenFiles(ctx, paths, func(ctx context.Context, path string, _ *data.Schema) (data.Source, error) {
-		return openFile(path, c.Columns, c.batchSize(env))
+		return openFile(path, c.Columns, c.files().Rows(env))
 	})
 }
 
