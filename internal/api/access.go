@@ -206,7 +206,8 @@ type BindingView struct {
 	LastUsedAt  time.Time `json:"last_used_at,omitzero"`
 }
 
-func viewBinding(b store.Binding) BindingView {
+// ViewBinding is the view of a binding, in the API and the CLI.
+func ViewBinding(b store.Binding) BindingView {
 	return BindingView{ID: b.ID, SubjectKind: b.SubjectKind, Subject: b.Subject, Role: b.Role, Namespace: b.Namespace,
 		ExpiresAt: b.ExpiresAt.UTC(), GrantedBy: b.GrantedBy, GrantedAt: b.GrantedAt.UTC(), RequestID: b.RequestID,
 		LastUsedAt: b.LastUsedAt.UTC()}
@@ -235,7 +236,7 @@ func (a *API) listBindings(w http.ResponseWriter, r *http.Request, _ *Call) erro
 	}
 	views := make([]BindingView, len(bs))
 	for i, b := range bs {
-		views[i] = viewBinding(b)
+		views[i] = ViewBinding(b)
 	}
 	page, err := listPage(r, views, func(v BindingView) string { return v.ID })
 	if err != nil {
@@ -259,7 +260,7 @@ func (a *API) grantBinding(w http.ResponseWriter, r *http.Request, c *Call) erro
 		return a.accessError(err, access.BindingApprove)
 	}
 	w.Header().Set("Location", Prefix+"/bindings/"+b.ID)
-	return WriteJSON(w, http.StatusCreated, viewBinding(b))
+	return WriteJSON(w, http.StatusCreated, ViewBinding(b))
 }
 
 func (a *API) revokeBinding(w http.ResponseWriter, r *http.Request, c *Call) error {
@@ -291,7 +292,8 @@ type RequestView struct {
 	BindingID   string    `json:"binding_id,omitempty"`
 }
 
-func viewRequest(q store.AccessRequest) RequestView {
+// ViewRequest is the view of an access request, in the API and the CLI.
+func ViewRequest(q store.AccessRequest) RequestView {
 	return RequestView{ID: q.ID, State: q.State, Requester: q.Requester, SubjectKind: q.SubjectKind, Subject: q.Subject,
 		Role: q.Role, Namespace: q.Namespace, ExpiresAt: q.ExpiresAt.UTC(), Reason: q.Reason, CreatedAt: q.CreatedAt.UTC(),
 		Approver: q.Approver, Note: q.Note, DecidedAt: q.DecidedAt.UTC(), BindingID: q.BindingID}
@@ -318,7 +320,7 @@ func (a *API) listRequests(w http.ResponseWriter, r *http.Request, _ *Call) erro
 	}
 	views := make([]RequestView, len(qs))
 	for i, q := range qs {
-		views[i] = viewRequest(q)
+		views[i] = ViewRequest(q)
 	}
 	page, err := listPage(r, views, func(v RequestView) string { return timeKey(v.CreatedAt) + v.ID })
 	if err != nil {
@@ -340,7 +342,7 @@ func (a *API) requestAccess(w http.ResponseWriter, r *http.Request, c *Call) err
 		return a.accessError(err, access.BindingRequest)
 	}
 	w.Header().Set("Location", Prefix+"/access-requests/"+q.ID)
-	return WriteJSON(w, http.StatusCreated, viewRequest(q))
+	return WriteJSON(w, http.StatusCreated, ViewRequest(q))
 }
 
 func (a *API) approveRequest(w http.ResponseWriter, r *http.Request, c *Call) error {
@@ -352,7 +354,7 @@ func (a *API) approveRequest(w http.ResponseWriter, r *http.Request, c *Call) er
 	if err != nil {
 		return a.accessError(err, access.BindingApprove)
 	}
-	return WriteJSON(w, http.StatusOK, viewBinding(b))
+	return WriteJSON(w, http.StatusOK, ViewBinding(b))
 }
 
 func (a *API) rejectRequest(w http.ResponseWriter, r *http.Request, c *Call) error {
@@ -367,7 +369,7 @@ func (a *API) rejectRequest(w http.ResponseWriter, r *http.Request, c *Call) err
 	if err != nil {
 		return a.accessError(err, access.BindingApprove)
 	}
-	return WriteJSON(w, http.StatusOK, viewRequest(q))
+	return WriteJSON(w, http.StatusOK, ViewRequest(q))
 }
 
 // decodeOptional is Decode for a body that may be left out.
@@ -407,6 +409,17 @@ type ReviewRecordView struct {
 	Decisions []ReviewVerdict `json:"decisions"`
 }
 
+// ViewReviewItem is the view of one binding under review, in the API and
+// the CLI.
+func ViewReviewItem(it access.ReviewItem) ReviewItemView {
+	ps := make([]string, len(it.Permissions))
+	for j, p := range it.Permissions {
+		ps[j] = string(p)
+	}
+	return ReviewItemView{BindingView: ViewBinding(it.Binding), Permissions: ps, Privileged: it.Privileged,
+		Flags: nonNil(it.Flags), SoDRules: it.Conflicts}
+}
+
 func (a *API) listReview(w http.ResponseWriter, r *http.Request, _ *Call) error {
 	items, err := a.d.Access.Review(r.Context())
 	if err != nil {
@@ -414,12 +427,7 @@ func (a *API) listReview(w http.ResponseWriter, r *http.Request, _ *Call) error 
 	}
 	views := make([]ReviewItemView, len(items))
 	for i, it := range items {
-		ps := make([]string, len(it.Permissions))
-		for j, p := range it.Permissions {
-			ps[j] = string(p)
-		}
-		views[i] = ReviewItemView{BindingView: viewBinding(it.Binding), Permissions: ps, Privileged: it.Privileged,
-			Flags: nonNil(it.Flags), SoDRules: it.Conflicts}
+		views[i] = ViewReviewItem(it)
 	}
 	page, err := listPage(r, views, func(v ReviewItemView) string { return v.ID })
 	if err != nil {

@@ -191,16 +191,21 @@ func (a *API) runWithTasks(ctx context.Context, run store.Run) (Run, error) {
 	return out, nil
 }
 
+// writeRun answers with a run and its task runs, in the given status.
+func (a *API) writeRun(ctx context.Context, w http.ResponseWriter, status int, run store.Run) error {
+	out, err := a.runWithTasks(ctx, run)
+	if err != nil {
+		return err
+	}
+	return WriteJSON(w, status, out)
+}
+
 func (a *API) getRun(w http.ResponseWriter, r *http.Request, _ *Call) error {
 	run, err := a.loadRun(r)
 	if err != nil {
 		return err
 	}
-	out, err := a.runWithTasks(r.Context(), run)
-	if err != nil {
-		return err
-	}
-	return WriteJSON(w, http.StatusOK, out)
+	return a.writeRun(r.Context(), w, http.StatusOK, run)
 }
 
 // event is the audit record of a change the caller makes through the API.
@@ -251,11 +256,7 @@ func (a *API) cancelRun(w http.ResponseWriter, r *http.Request, c *Call) error {
 			return err
 		}
 		if eng.Cancel(run.ID) {
-			out, err := a.runWithTasks(r.Context(), run)
-			if err != nil {
-				return err
-			}
-			return WriteJSON(w, http.StatusAccepted, out)
+			return a.writeRun(r.Context(), w, http.StatusAccepted, run)
 		}
 		// It ended between the two calls.
 		return server.Errorf(server.CodeConflict, "run %s ended meanwhile; read it again", run.ID)
@@ -267,11 +268,7 @@ func (a *API) cancelRun(w http.ResponseWriter, r *http.Request, c *Call) error {
 	if err != nil {
 		return err
 	}
-	out, err := a.runWithTasks(r.Context(), run)
-	if err != nil {
-		return err
-	}
-	return WriteJSON(w, http.StatusOK, out)
+	return a.writeRun(r.Context(), w, http.StatusOK, run)
 }
 
 // cancelIdle records a run that no engine drives as cancelled. It holds
@@ -395,11 +392,7 @@ func (a *API) retryRun(w http.ResponseWriter, r *http.Request, c *Call) error {
 		return fmt.Errorf("retrying run %s: %w", run.ID, err)
 	}
 	a.execute(eng, p, run.ID)
-	out, err := a.runWithTasks(ctx, run)
-	if err != nil {
-		return err
-	}
-	return WriteJSON(w, http.StatusAccepted, out)
+	return a.writeRun(ctx, w, http.StatusAccepted, run)
 }
 
 // execute drives a run in the background under the server's work context.

@@ -247,23 +247,12 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request, c *Call) erro
 // of another user and for one that does not exist, so the endpoint tells
 // nothing about other people's sessions.
 func (a *API) revokeSession(w http.ResponseWriter, r *http.Request, c *Call) error {
-	ctx, id := r.Context(), r.PathValue("id")
-	s, err := a.d.Store.GetSession(ctx, id)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
+	id := r.PathValue("id")
+	owner := func(ctx context.Context) (string, error) {
+		s, err := a.d.Store.GetSession(ctx, id)
+		return s.UserID, err
 	}
-	if err != nil || s.UserID != c.Principal.User.ID {
-		if err := c.Authorize(ctx, access.UserManage, access.Resource{Type: access.ResUser, Name: id}); err != nil {
-			return err
-		}
-		if s.ID == "" {
-			return server.Errorf(server.CodeNotFound, "no session %q", id)
-		}
-	}
-	if err := a.d.Auth.RevokeSession(ctx, c.Principal.User.ID, id); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return server.Errorf(server.CodeNotFound, "no session %q", id)
-		}
+	if err := revokeOwned(r.Context(), c, "session", id, owner, a.d.Auth.RevokeSession); err != nil {
 		return err
 	}
 	if c.Principal.Cookie && c.Principal.Method == MethodSession && id == c.Principal.ID {
@@ -418,25 +407,44 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, c *Call) error
 	if c.Principal.Method == MethodToken {
 		return errTokenManagesTokens
 	}
-	ctx, id := r.Context(), r.PathValue("id")
-	t, err := a.d.Store.GetAPIToken(ctx, id)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
+	id := r.PathValue("id")
+	owner := func(ctx context.Context) (string, error) {
+		t, err := a.d.Store.GetAPIToken(ctx, id)
+		return t.OwnerID, err
 	}
-	if err != nil || t.OwnerID != c.Principal.User.ID {
-		if err := c.Authorize(ctx, access.UserManage, access.Resource{Type: access.ResUser, Name: id}); err != nil {
-			return err
-		}
-		if t.ID == "" {
-			return server.Errorf(server.CodeNotFound, "no token %q", id)
-		}
-	}
-	if err := a.d.Auth.RevokeAPIToken(ctx, c.Principal.User.ID, id); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return server.Errorf(server.CodeNotFound, "no token %q", id)
-		}
+	if err := revokeOwned(r.Context(), c, "token", id, owner, a.d.Auth.RevokeAPIToken); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// revokeOwned revokes the session or token id (what names which, for
+// messages): the caller may if it is theirs (owner reads its owner's user
+// id), or with user.manage. A caller without user.manage is refused alike
+// for another user's id and for one that does not exist, so the answer
+// tells nothing about other people's sessions and tokens; only a caller
+// with it learns that an id does not exist.
+func revokeOwned(ctx context.Context, c *Call, what, id string, owner func(context.Context) (string, error),
+	revoke func(ctx context.Context, actor, id string) error) error {
+	ownerID, err := owner(ctx)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	found := err == nil
+	if !found || ownerID != c.Principal.User.ID {
+		if err := c.Authorize(ctx, access.UserManage, access.Resource{Type: access.ResUser, Name: id}); err != nil {
+			return err
+		}
+		if !found {
+			return server.Errorf(server.CodeNotFound, "no %s %q", what, id)
+		}
+	}
+	if err := revoke(ctx, c.Principal.User.ID, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return server.Errorf(server.CodeNotFound, "no %s %q", what, id)
+		}
+		return err
+	}
 	return nil
 }

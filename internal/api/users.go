@@ -171,12 +171,7 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, _ *Call) error {
 	if err != nil {
 		return err
 	}
-	v, err := a.viewUser(r, u)
-	if err != nil {
-		return err
-	}
-	SetETag(w, userVersion(u))
-	return WriteJSON(w, http.StatusOK, v)
+	return a.writeUser(w, r, u)
 }
 
 func (a *API) patchUser(w http.ResponseWriter, r *http.Request, c *Call) error {
@@ -199,6 +194,12 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request, c *Call) error {
 	if err != nil {
 		return authError(err)
 	}
+	return a.writeUser(w, r, u)
+}
+
+// writeUser answers with a user's view and its version as the ETag, for
+// reading it and after changing it alike.
+func (a *API) writeUser(w http.ResponseWriter, r *http.Request, u auth.User) error {
 	v, err := a.viewUser(r, u)
 	if err != nil {
 		return err

@@ -242,26 +242,6 @@ func roleDeleteCommand(e *env) *cobra.Command {
 
 // ---- bindings ----
 
-// bindingView is the JSON form of a binding.
-type bindingView struct {
-	ID          string     `json:"id"`
-	SubjectKind string     `json:"subject_kind"`
-	Subject     string     `json:"subject"`
-	Role        string     `json:"role"`
-	Namespace   string     `json:"namespace,omitempty"`
-	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
-	GrantedBy   string     `json:"granted_by"`
-	GrantedAt   time.Time  `json:"granted_at"`
-	RequestID   string     `json:"request_id,omitempty"`
-	LastUsedAt  *time.Time `json:"last_used_at,omitempty"`
-}
-
-func viewBinding(b store.Binding) bindingView {
-	return bindingView{ID: b.ID, SubjectKind: b.SubjectKind, Subject: b.Subject, Role: b.Role, Namespace: b.Namespace,
-		ExpiresAt: accessOptTime(b.ExpiresAt), GrantedBy: b.GrantedBy, GrantedAt: b.GrantedAt.UTC(), RequestID: b.RequestID,
-		LastUsedAt: accessOptTime(b.LastUsedAt)}
-}
-
 func bindingScope(ns string) string {
 	if ns == "" {
 		return "global"
@@ -297,9 +277,9 @@ func bindingListCommand(e *env) *cobra.Command {
 				if err != nil {
 					return exitWith(ExitFailure, fmt.Errorf("listing bindings: %w", err))
 				}
-				views := make([]bindingView, len(bs))
+				views := make([]api.BindingView, len(bs))
 				for i, b := range bs {
-					views[i] = viewBinding(b)
+					views[i] = api.ViewBinding(b)
 				}
 				if e.json() {
 					return e.writeJSON(views)
@@ -362,7 +342,7 @@ rule is refused naming the rule.`,
 					return accessError(err)
 				}
 				if e.json() {
-					return e.writeJSON(viewBinding(b))
+					return e.writeJSON(api.ViewBinding(b))
 				}
 				fmt.Fprintf(e.stdout, "granted %s: role %s to %s %s (%s)", b.ID, b.Role, b.SubjectKind, b.Subject, bindingScope(b.Namespace))
 				if !b.ExpiresAt.IsZero() {
@@ -406,30 +386,6 @@ func bindingRevokeCommand(e *env) *cobra.Command {
 
 // ---- access requests and reviews ----
 
-// requestView is the JSON form of an access request.
-type requestView struct {
-	ID          string     `json:"id"`
-	State       string     `json:"state"`
-	Requester   string     `json:"requester"`
-	SubjectKind string     `json:"subject_kind"`
-	Subject     string     `json:"subject"`
-	Role        string     `json:"role"`
-	Namespace   string     `json:"namespace,omitempty"`
-	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
-	Reason      string     `json:"reason"`
-	CreatedAt   time.Time  `json:"created_at"`
-	Approver    string     `json:"approver,omitempty"`
-	Note        string     `json:"note,omitempty"`
-	DecidedAt   *time.Time `json:"decided_at,omitempty"`
-	BindingID   string     `json:"binding_id,omitempty"`
-}
-
-func viewRequest(r store.AccessRequest) requestView {
-	return requestView{ID: r.ID, State: r.State, Requester: r.Requester, SubjectKind: r.SubjectKind, Subject: r.Subject,
-		Role: r.Role, Namespace: r.Namespace, ExpiresAt: accessOptTime(r.ExpiresAt), Reason: r.Reason, CreatedAt: r.CreatedAt.UTC(),
-		Approver: r.Approver, Note: r.Note, DecidedAt: accessOptTime(r.DecidedAt), BindingID: r.BindingID}
-}
-
 func accessCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "access",
@@ -469,7 +425,7 @@ func accessRequestCommand(e *env) *cobra.Command {
 					return accessError(err)
 				}
 				if e.json() {
-					return e.writeJSON(viewRequest(r))
+					return e.writeJSON(api.ViewRequest(r))
 				}
 				fmt.Fprintf(e.stdout, "requested %s: role %s to %s %s (%s)\n", r.ID, r.Role, r.SubjectKind, r.Subject, bindingScope(r.Namespace))
 				fmt.Fprintf(e.stdout, "a security engineer other than you approves it with: sluice access approve %s\n", r.ID)
@@ -499,7 +455,7 @@ func accessApproveCommand(e *env) *cobra.Command {
 					return accessError(err)
 				}
 				if e.json() {
-					return e.writeJSON(viewBinding(b))
+					return e.writeJSON(api.ViewBinding(b))
 				}
 				fmt.Fprintf(e.stdout, "approved %s: binding %s gives role %s to %s %s (%s)\n", a[0], b.ID, b.Role,
 					b.SubjectKind, b.Subject, bindingScope(b.Namespace))
@@ -527,7 +483,7 @@ func accessRejectCommand(e *env) *cobra.Command {
 					return accessError(err)
 				}
 				if e.json() {
-					return e.writeJSON(viewRequest(r))
+					return e.writeJSON(api.ViewRequest(r))
 				}
 				fmt.Fprintf(e.stdout, "rejected %s\n", r.ID)
 				return nil
@@ -558,9 +514,9 @@ func accessRequestsCommand(e *env) *cobra.Command {
 				if err != nil {
 					return exitWith(ExitFailure, fmt.Errorf("listing access requests: %w", err))
 				}
-				views := make([]requestView, len(rs))
+				views := make([]api.RequestView, len(rs))
 				for i, r := range rs {
-					views[i] = viewRequest(r)
+					views[i] = api.ViewRequest(r)
 				}
 				if e.json() {
 					return e.writeJSON(views)
@@ -577,15 +533,6 @@ func accessRequestsCommand(e *env) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&state, "state", store.RequestPending, "pending, approved, rejected or expired")
 	return cmd
-}
-
-// reviewView is the JSON form of one binding under review.
-type reviewView struct {
-	bindingView
-	Permissions []string `json:"permissions"`
-	Privileged  bool     `json:"privileged"`
-	Flags       []string `json:"flags"`
-	Conflicts   []string `json:"sod_rules,omitempty"`
 }
 
 func accessReviewCommand(e *env) *cobra.Command {
@@ -627,18 +574,9 @@ transaction. Nobody confirms their own binding.`,
 				if err != nil {
 					return exitWith(ExitFailure, err)
 				}
-				views := make([]reviewView, len(items))
+				views := make([]api.ReviewItemView, len(items))
 				for i, it := range items {
-					ps := make([]string, len(it.Permissions))
-					for j, x := range it.Permissions {
-						ps[j] = string(x)
-					}
-					flags := it.Flags
-					if flags == nil {
-						flags = []string{}
-					}
-					views[i] = reviewView{bindingView: viewBinding(it.Binding), Permissions: ps, Privileged: it.Privileged,
-						Flags: flags, Conflicts: it.Conflicts}
+					views[i] = api.ViewReviewItem(it)
 				}
 				if e.json() {
 					return e.writeJSON(views)

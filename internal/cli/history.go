@@ -198,12 +198,10 @@ func runsCommand(e *env) *cobra.Command {
 				}
 				f.States = []store.RunState{s}
 			}
-			if r, err := e.remoteFor(cmd); err != nil {
-				return err
-			} else if r != nil {
-				return remoteRuns(cmd.Context(), e, r, client.RunFilter{Namespace: namespace, Pipeline: pipelineName, State: state, Limit: limit})
+			onServer := func(ctx context.Context, r *remote) error {
+				return remoteRuns(ctx, e, r, client.RunFilter{Namespace: namespace, Pipeline: pipelineName, State: state, Limit: limit})
 			}
-			return withApp(cmd.Context(), e, func(ctx context.Context, a *app.App, _ *progress) error {
+			return e.remoteOrApp(cmd, onServer, func(ctx context.Context, a *app.App, _ *progress) error {
 				who, err := e.principal(ctx, a)
 				if err != nil {
 					return err
@@ -260,12 +258,8 @@ func showCommand(e *env) *cobra.Command {
 		Short: "Show a run: its tasks, attempts and outputs",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if r, err := e.remoteFor(cmd); err != nil {
-				return err
-			} else if r != nil {
-				return remoteShow(cmd.Context(), e, r, a[0])
-			}
-			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+			onServer := func(ctx context.Context, r *remote) error { return remoteShow(ctx, e, r, a[0]) }
+			return e.remoteOrApp(cmd, onServer, func(ctx context.Context, ap *app.App, _ *progress) error {
 				if _, err := e.signedInForRun(ctx, ap, access.RunRead, a[0]); err != nil {
 					return err
 				}
@@ -333,12 +327,8 @@ func logsCommand(e *env) *cobra.Command {
 			if len(a) == 2 {
 				taskName = a[1]
 			}
-			if r, err := e.remoteFor(cmd); err != nil {
-				return err
-			} else if r != nil {
-				return remoteLogs(cmd.Context(), e, r, a[0], taskName, attempt)
-			}
-			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+			onServer := func(ctx context.Context, r *remote) error { return remoteLogs(ctx, e, r, a[0], taskName, attempt) }
+			return e.remoteOrApp(cmd, onServer, func(ctx context.Context, ap *app.App, _ *progress) error {
 				if _, err := e.signedInForRun(ctx, ap, access.LogRead, a[0]); err != nil {
 					return err
 				}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/internal/app"
 	"github.com/sluicehq/sluice/internal/client"
 )
 
@@ -193,6 +195,20 @@ func addLocalFlag(cmd *cobra.Command) {
 func withLocalFlag(cmd *cobra.Command) *cobra.Command {
 	addLocalFlag(cmd)
 	return cmd
+}
+
+// remoteOrApp runs cmd where remoteFor says it acts: onServer against the
+// server, or local against the state directory (as withApp).
+func (e *env) remoteOrApp(cmd *cobra.Command, onServer func(context.Context, *remote) error,
+	local func(context.Context, *app.App, *progress) error) error {
+	r, err := e.remoteFor(cmd)
+	if err != nil {
+		return err
+	}
+	if r != nil {
+		return onServer(cmd.Context(), r)
+	}
+	return withApp(cmd.Context(), e, local)
 }
 
 // remoteFor resolves where cmd acts (see the rule above): a remote, or

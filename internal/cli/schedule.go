@@ -23,6 +23,21 @@ func newScheduler(a *app.App) (*schedule.Scheduler, error) {
 		StateDir: a.Config.Home, Parse: pipeline.Options{Connectors: a.Connectors}})
 }
 
+// triggerScheduler is the caller, who must hold run.trigger on ns/name,
+// and a scheduler to create its runs with: where trigger and backfill
+// both start.
+func (e *env) triggerScheduler(ctx context.Context, a *app.App, ns, name string) (Principal, *schedule.Scheduler, error) {
+	who, err := e.signedIn(ctx, a, access.RunTrigger, access.Resource{Type: access.ResRun, Namespace: ns, Name: name})
+	if err != nil {
+		return Principal{}, nil, err
+	}
+	sch, err := newScheduler(a)
+	if err != nil {
+		return Principal{}, nil, err
+	}
+	return who, sch, nil
+}
+
 // splitPipeline reads "NAMESPACE/NAME".
 func splitPipeline(s string) (string, string, error) {
 	ns, name, ok := strings.Cut(s, "/")
@@ -64,17 +79,11 @@ it; the command follows the run to its end and prints its summary, or with
 					return exitWith(ExitUsage, fmt.Errorf("--date: %q is not a date (want YYYY-MM-DD)", date))
 				}
 			}
-			if r, err := e.remoteFor(cmd); err != nil {
-				return err
-			} else if r != nil {
-				return remoteTrigger(cmd.Context(), e, r, ns, name, given, date, detach)
+			onServer := func(ctx context.Context, r *remote) error {
+				return remoteTrigger(ctx, e, r, ns, name, given, date, detach)
 			}
-			return withApp(cmd.Context(), e, func(ctx context.Context, a2 *app.App, pr *progress) error {
-				who, err := e.signedIn(ctx, a2, access.RunTrigger, access.Resource{Type: access.ResRun, Namespace: ns, Name: name})
-				if err != nil {
-					return err
-				}
-				sch, err := newScheduler(a2)
+			return e.remoteOrApp(cmd, onServer, func(ctx context.Context, a2 *app.App, pr *progress) error {
+				who, sch, err := e.triggerScheduler(ctx, a2, ns, name)
 				if err != nil {
 					return err
 				}
@@ -145,11 +154,7 @@ resumed. --dry-run lists the ticks and changes nothing.`,
 				return exitWith(ExitUsage, errors.New("--from and --to are required"))
 			}
 			return withApp(cmd.Context(), e, func(ctx context.Context, a2 *app.App, _ *progress) error {
-				who, err := e.signedIn(ctx, a2, access.RunTrigger, access.Resource{Type: access.ResRun, Namespace: ns, Name: name})
-				if err != nil {
-					return err
-				}
-				sch, err := newScheduler(a2)
+				who, sch, err := e.triggerScheduler(ctx, a2, ns, name)
 				if err != nil {
 					return err
 				}

@@ -345,12 +345,8 @@ func logoutCommand(e *env) *cobra.Command {
 		Short: "End the server login, or the session saved for this state directory",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if r, err := e.remoteFor(cmd); err != nil {
-				return err
-			} else if r != nil {
-				return remoteLogout(cmd.Context(), e, r)
-			}
-			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+			onServer := func(ctx context.Context, r *remote) error { return remoteLogout(ctx, e, r) }
+			return e.remoteOrApp(cmd, onServer, func(ctx context.Context, ap *app.App, _ *progress) error {
 				path, err := e.sessionPath(ap.Config.Home)
 				if err != nil {
 					return exitWith(ExitFailure, err)
@@ -385,12 +381,8 @@ func whoamiCommand(e *env) *cobra.Command {
 		Short: "Show who sluice takes you for, and your roles (or, signed in to a server, which server)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if r, err := e.remoteFor(cmd); err != nil {
-				return err
-			} else if r != nil {
-				return remoteWhoami(cmd.Context(), e, r)
-			}
-			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
+			onServer := func(ctx context.Context, r *remote) error { return remoteWhoami(ctx, e, r) }
+			return e.remoteOrApp(cmd, onServer, func(ctx context.Context, ap *app.App, _ *progress) error {
 				p, err := e.principal(ctx, ap)
 				if err != nil {
 					return err
@@ -686,6 +678,20 @@ func (e *env) tokenUser(ctx context.Context, ap *app.App) (Principal, error) {
 	return p, nil
 }
 
+// ownTokens is the signed-in user for token commands and their API
+// tokens: what listing and revoking them both start from.
+func (e *env) ownTokens(ctx context.Context, ap *app.App) (Principal, []auth.APIToken, error) {
+	p, err := e.tokenUser(ctx, ap)
+	if err != nil {
+		return Principal{}, nil, err
+	}
+	ts, err := ap.Auth.ListAPITokens(ctx, p.User.ID)
+	if err != nil {
+		return Principal{}, nil, err
+	}
+	return p, ts, nil
+}
+
 func tokenCreateCommand(e *env) *cobra.Command {
 	var (
 		name    string
@@ -747,11 +753,7 @@ func tokenListCommand(e *env) *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
-				p, err := e.tokenUser(ctx, ap)
-				if err != nil {
-					return err
-				}
-				ts, err := ap.Auth.ListAPITokens(ctx, p.User.ID)
+				_, ts, err := e.ownTokens(ctx, ap)
 				if err != nil {
 					return err
 				}
@@ -787,11 +789,7 @@ func tokenRevokeCommand(e *env) *cobra.Command {
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return withApp(cmd.Context(), e, func(ctx context.Context, ap *app.App, _ *progress) error {
-				p, err := e.tokenUser(ctx, ap)
-				if err != nil {
-					return err
-				}
-				ts, err := ap.Auth.ListAPITokens(ctx, p.User.ID)
+				p, ts, err := e.ownTokens(ctx, ap)
 				if err != nil {
 					return err
 				}

@@ -150,6 +150,17 @@ func (u *UI) runPipeline(ctx context.Context, run store.Run) *pipeline.Pipeline 
 	return nil
 }
 
+// loadRunTasks reads the run id, for a viewer with run.read, and its task
+// runs.
+func (u *UI) loadRunTasks(ctx context.Context, v *viewer, id string) (store.Run, []store.TaskRun, error) {
+	run, err := u.loadRun(ctx, v, access.RunRead, id)
+	if err != nil {
+		return run, nil, err
+	}
+	trs, err := u.d.Store.ListTaskRuns(ctx, run.ID)
+	return run, trs, err
+}
+
 type runView struct {
 	Run         store.Run
 	Tasks       []store.TaskRun
@@ -162,11 +173,7 @@ type runView struct {
 // task runs. The page script polls status.json while the run is going.
 func (u *UI) runPage(w http.ResponseWriter, r *http.Request, v *viewer) error {
 	ctx := r.Context()
-	run, err := u.loadRun(ctx, v, access.RunRead, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	trs, err := u.d.Store.ListTaskRuns(ctx, run.ID)
+	run, trs, err := u.loadRunTasks(ctx, v, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -204,11 +211,7 @@ type taskStatus struct {
 // states.
 func (u *UI) runStatus(w http.ResponseWriter, r *http.Request, v *viewer) error {
 	ctx := r.Context()
-	run, err := u.loadRun(ctx, v, access.RunRead, r.PathValue("id"))
-	if err != nil {
-		return err
-	}
-	trs, err := u.d.Store.ListTaskRuns(ctx, run.ID)
+	run, trs, err := u.loadRunTasks(ctx, v, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
