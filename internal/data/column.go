@@ -20,7 +20,19 @@ func (c *Column) Len() int {
 }
 
 // AppendNull appends a null to c: the zero value, marked in the null mask.
+// It is the one way to append a null; every writer of columns uses it, so
+// the zero value of each type is decided here and nowhere else.
 func (c *Column) AppendNull() {
+	c.appendZero()
+	if c.Nulls != nil { // the common case once a column has a null: no call
+		c.Nulls = append(c.Nulls, true)
+		return
+	}
+	c.markLast(true)
+}
+
+// appendZero appends the zero value of c's type, leaving the mask alone.
+func (c *Column) appendZero() {
 	switch c.Type {
 	case String:
 		c.Strings = append(c.Strings, "")
@@ -33,7 +45,6 @@ func (c *Column) AppendNull() {
 	case Timestamp:
 		c.Times = append(c.Times, time.Time{})
 	}
-	c.markLast(true)
 }
 
 // AppendValue appends row r of src, a column of the same type, to c,
@@ -55,20 +66,44 @@ func (c *Column) AppendValue(src *Column, r int) {
 }
 
 // MarkAppended keeps the null mask in step after a non-null value was
-// appended to c directly.
-func (c *Column) MarkAppended() { c.markLast(false) }
+// appended to c directly. It is cheap enough to call for every value: while
+// c holds no null it does nothing.
+func (c *Column) MarkAppended() {
+	if c.Nulls != nil {
+		c.Nulls = append(c.Nulls, false)
+	}
+}
 
 // markLast records whether the value just appended is null, allocating the
-// mask only when the first null arrives.
+// mask only when the first null arrives. The mask is then given the
+// capacity of the values, so that a column sized for a batch up front does
+// not grow its mask again for the rest of that batch.
 func (c *Column) markLast(null bool) {
 	switch {
 	case c.Nulls != nil:
 		c.Nulls = append(c.Nulls, null)
 	case null:
 		n := c.Len()
-		c.Nulls = make([]bool, n, n+1)
+		c.Nulls = make([]bool, n, c.valueCap())
 		c.Nulls[n-1] = true
 	}
+}
+
+// valueCap returns the capacity of the slice holding c's values.
+func (c *Column) valueCap() int {
+	switch c.Type {
+	case String:
+		return cap(c.Strings)
+	case Int:
+		return cap(c.Ints)
+	case Float:
+		return cap(c.Floats)
+	case Bool:
+		return cap(c.Bools)
+	case Timestamp:
+		return cap(c.Times)
+	}
+	return 0
 }
 
 // Gather makes c hold the rows of src at positions rows, in that order,

@@ -127,23 +127,13 @@ func sameFields(a, b *data.Schema) bool {
 	return true
 }
 
-// AppendNull appends a null to col.
-func AppendNull(col *data.Column) {
-	n := colLen(col)
-	appendZero(col)
-	if col.Nulls == nil {
-		col.Nulls = make([]bool, n, max(n+1, colCap(col)))
-	}
-	col.Nulls = append(col.Nulls, true)
-}
-
 // AppendValue appends v to col as one more row. Null appends a null. A
 // value of another type than the column's is an error, except that a uint
 // becomes an int when it fits, and timestamps are stored in UTC with
 // microsecond precision as the data model requires.
 func AppendValue(col *data.Column, v ref.Val) error {
 	if _, null := v.(types.Null); null {
-		AppendNull(col)
+		col.AppendNull()
 		return nil
 	}
 	ok := false
@@ -177,60 +167,8 @@ func AppendValue(col *data.Column, v ref.Val) error {
 	if !ok {
 		return fmt.Errorf("expression yields %s, want %s", v.Type().TypeName(), col.Type)
 	}
-	if col.Nulls != nil {
-		col.Nulls = append(col.Nulls, false)
-	}
+	col.MarkAppended()
 	return nil
-}
-
-func colLen(c *data.Column) int {
-	switch c.Type {
-	case data.String:
-		return len(c.Strings)
-	case data.Int:
-		return len(c.Ints)
-	case data.Float:
-		return len(c.Floats)
-	case data.Bool:
-		return len(c.Bools)
-	case data.Timestamp:
-		return len(c.Times)
-	}
-	return 0
-}
-
-// colCap returns the capacity of the column's values, so that a null mask
-// can be sized once.
-func colCap(c *data.Column) int {
-	var n int
-	switch c.Type {
-	case data.String:
-		n = cap(c.Strings)
-	case data.Int:
-		n = cap(c.Ints)
-	case data.Float:
-		n = cap(c.Floats)
-	case data.Bool:
-		n = cap(c.Bools)
-	case data.Timestamp:
-		n = cap(c.Times)
-	}
-	return n
-}
-
-func appendZero(c *data.Column) {
-	switch c.Type {
-	case data.String:
-		c.Strings = append(c.Strings, "")
-	case data.Int:
-		c.Ints = append(c.Ints, 0)
-	case data.Float:
-		c.Floats = append(c.Floats, 0)
-	case data.Bool:
-		c.Bools = append(c.Bools, false)
-	case data.Timestamp:
-		c.Times = append(c.Times, time.Time{})
-	}
 }
 
 // cellValue reads row r of c as a CEL value.

@@ -284,18 +284,21 @@ func (o *Operator) Apply(ctx context.Context, dst, src, subj *data.Column, n int
 	}
 	for r := 0; r < n; r++ {
 		if src.IsNull(r) || o.rule.Op == OpRedact {
-			appendNull(dst, r, n)
+			dst.AppendNull()
 			continue
 		}
-		if err := o.applyRow(ctx, dst, src, subj, r, n); err != nil {
-			var bad badValue
-			if !errors.As(err, &bad) {
-				return err
-			}
-			appendNull(dst, r, n)
-			if err := reject(r, fmt.Sprintf("pii: column %q: %s: %s", o.rule.Column, o.rule.Op, bad.msg)); err != nil {
-				return err
-			}
+		err := o.applyRow(ctx, dst, src, subj, r)
+		if err == nil {
+			dst.MarkAppended()
+			continue
+		}
+		var bad badValue
+		if !errors.As(err, &bad) {
+			return err
+		}
+		dst.AppendNull()
+		if err := reject(r, fmt.Sprintf("pii: column %q: %s: %s", o.rule.Column, o.rule.Op, bad.msg)); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -307,7 +310,10 @@ type badValue struct{ msg string }
 
 func (b badValue) Error() string { return b.msg }
 
-func (o *Operator) applyRow(ctx context.Context, dst, src, subj *data.Column, r, n int) error {
+// applyRow appends the transformed row r of src to dst's values: exactly
+// one value when it returns nil, none when it returns an error. It leaves
+// the null mask to Apply, which marks the value once for every operator.
+func (o *Operator) applyRow(ctx context.Context, dst, src, subj *data.Column, r int) error {
 	switch o.rule.Op {
 	case OpMask:
 		dst.Strings = append(dst.Strings, mask(src.Strings[r], o.rule.KeepFirst, o.rule.KeepLast, o.char))
@@ -474,26 +480,23 @@ func ValueString(c *data.Column, r int) string {
 	return ""
 }
 
-// reset empties c for n rows of type t, keeping its memory.
+// reset empties c for n rows of type t, keeping its memory. The values of
+// type t get room for all n rows up front, so neither they nor a null mask
+// (which AppendNull sizes to the values' capacity) grow during Apply.
 func reset(c *data.Column, t data.Type, n int) {
 	c.Type = t
 	c.Strings, c.Ints, c.Floats, c.Bools, c.Times = c.Strings[:0], c.Ints[:0], c.Floats[:0], c.Bools[:0], c.Times[:0]
 	c.Nulls = nil
-}
-
-// appendNull appends a null of c's type as row r of n.
-func appendNull(c *data.Column, r, n int) {
-	switch c.Type {
+	switch t {
 	case data.String:
-		c.Strings = append(c.Strings, "")
+		c.Strings = slices.Grow(c.Strings, n)
 	case data.Int:
-		c.Ints = append(c.Ints, 0)
+		c.Ints = slices.Grow(c.Ints, n)
 	case data.Float:
-		c.Floats = append(c.Floats, 0)
+		c.Floats = slices.Grow(c.Floats, n)
 	case data.Bool:
-		c.Bools = append(c.Bools, false)
+		c.Bools = slices.Grow(c.Bools, n)
 	case data.Timestamp:
-		c.Times = append(c.Times, time.Time{})
+		c.Times = slices.Grow(c.Times, n)
 	}
-	c.SetNull(r, n)
 }

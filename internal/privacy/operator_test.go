@@ -280,3 +280,46 @@ func TestPseudonymIsThePRF(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyKeepsNullMaskInStep checks the whole output column, not only
+// what IsNull says: the mask is absent while no row is null and, once a
+// null or rejected row arrives, covers every row, earlier and later ones.
+func TestApplyKeepsNullMaskInStep(t *testing.T) {
+	t.Parallel()
+	o, err := privacy.NewOperator(privacy.Rule{Column: "ip", Op: privacy.OpGeneralize, IPv4Prefix: 24}, data.String, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(in *data.Column) (data.Column, []int) {
+		t.Helper()
+		var dst data.Column
+		var rejected []int
+		n := len(in.Strings)
+		if err := o.Apply(t.Context(), &dst, in, nil, n, func(r int, _ string) error {
+			rejected = append(rejected, r)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return dst, rejected
+	}
+
+	got, rejected := run(strCol("10.0.0.1", "10.0.1.1"))
+	want := data.Column{Type: data.String, Strings: []string{"10.0.0.0/24", "10.0.1.0/24"}}
+	if diff := cmp.Diff(want, got); diff != "" || rejected != nil {
+		t.Errorf("no nulls: rejected %v, (-want +got):\n%s", rejected, diff)
+	}
+
+	got, rejected = run(strCol("10.0.0.1", "bad", "<null>", "10.0.2.1"))
+	want = data.Column{
+		Type:    data.String,
+		Strings: []string{"10.0.0.0/24", "", "", "10.0.2.0/24"},
+		Nulls:   []bool{false, true, true, false},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("with a rejected row and a null (-want +got):\n%s", diff)
+	}
+	if !cmp.Equal(rejected, []int{1}) {
+		t.Errorf("rejected rows %v, want [1]", rejected)
+	}
+}

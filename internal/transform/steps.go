@@ -220,7 +220,7 @@ func (d *derive) apply(ctx context.Context, c *Chain, q data.Quarantine) (filter
 	d.keep = d.keep[:0]
 	for r := 0; r < b.Len; r++ {
 		if err := d.ev.EvalAppend(b, r, &d.col); err != nil {
-			expr.AppendNull(&d.col)
+			d.col.AppendNull()
 			reason := fmt.Sprintf("derive: column %q: %s", d.column, err.Error())
 			if err := c.reject(ctx, q, r, reason); err != nil {
 				return 0, 0, err

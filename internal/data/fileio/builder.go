@@ -78,71 +78,53 @@ func truncate(c *data.Column, n int) {
 	}
 }
 
-// notNull records a non-null value in column i.
-func (bd *Builder) notNull(c *data.Column) {
-	if c.Nulls != nil {
-		c.Nulls = append(c.Nulls, false)
-	}
-}
-
-// AppendNull appends a null to column i.
+// AppendNull appends a null to column i. The zero value and the mask come
+// from data.Column.AppendNull; the builder only lends the column the mask
+// memory of an earlier batch, so that a column with nulls in every batch
+// allocates its mask once rather than once per batch.
 func (bd *Builder) AppendNull(i int) {
 	c := &bd.B.Cols[i]
-	if c.Nulls == nil {
-		n := bd.nullBuf[i][:0]
-		for range bd.B.Len {
-			n = append(n, false)
-		}
-		c.Nulls = n
+	if buf := bd.nullBuf[i]; c.Nulls == nil && cap(buf) > bd.B.Len {
+		m := buf[:bd.B.Len]
+		clear(m) // every earlier row of this batch is not null
+		c.Nulls = m
 	}
-	c.Nulls = append(c.Nulls, true)
-	switch c.Type {
-	case data.String:
-		c.Strings = append(c.Strings, "")
-	case data.Int:
-		c.Ints = append(c.Ints, 0)
-	case data.Float:
-		c.Floats = append(c.Floats, 0)
-	case data.Bool:
-		c.Bools = append(c.Bools, false)
-	case data.Timestamp:
-		c.Times = append(c.Times, time.Time{})
-	}
+	c.AppendNull()
 }
 
 // AppendString appends a string to column i.
 func (bd *Builder) AppendString(i int, v string) {
 	c := &bd.B.Cols[i]
-	bd.notNull(c)
 	c.Strings = append(c.Strings, v)
+	c.MarkAppended()
 }
 
 // AppendInt appends an int to column i.
 func (bd *Builder) AppendInt(i int, v int64) {
 	c := &bd.B.Cols[i]
-	bd.notNull(c)
 	c.Ints = append(c.Ints, v)
+	c.MarkAppended()
 }
 
 // AppendFloat appends a float to column i.
 func (bd *Builder) AppendFloat(i int, v float64) {
 	c := &bd.B.Cols[i]
-	bd.notNull(c)
 	c.Floats = append(c.Floats, v)
+	c.MarkAppended()
 }
 
 // AppendBool appends a bool to column i.
 func (bd *Builder) AppendBool(i int, v bool) {
 	c := &bd.B.Cols[i]
-	bd.notNull(c)
 	c.Bools = append(c.Bools, v)
+	c.MarkAppended()
 }
 
 // AppendTime appends a timestamp to column i.
 func (bd *Builder) AppendTime(i int, v time.Time) {
 	c := &bd.B.Cols[i]
-	bd.notNull(c)
 	c.Times = append(c.Times, v)
+	c.MarkAppended()
 }
 
 // Quote renders a value for an error message: quoted, and cut short when
