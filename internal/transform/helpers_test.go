@@ -6,54 +6,30 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/sluicehq/sluice/internal/data"
+	"github.com/sluicehq/sluice/internal/data/datatest"
 )
 
 // mkBatch builds a batch from rows of Go values (string, int, float64,
-// bool, time.Time; nil for null).
+// bool, time.Time; nil for null), through datatest.BatchOf.
 func mkBatch(t testing.TB, s *data.Schema, rows [][]any) *data.Batch {
 	t.Helper()
-	b := data.NewBatch(s, len(rows))
+	out := make([]datatest.Row, len(rows))
 	for r, row := range rows {
 		if len(row) != len(s.Fields) {
 			t.Fatalf("row %d has %d values, schema has %d fields", r, len(row), len(s.Fields))
 		}
+		vals := make(datatest.Row, len(row))
 		for i, v := range row {
-			c := &b.Cols[i]
-			if v == nil {
-				switch c.Type {
-				case data.String:
-					c.Strings = append(c.Strings, "")
-				case data.Int:
-					c.Ints = append(c.Ints, 0)
-				case data.Float:
-					c.Floats = append(c.Floats, 0)
-				case data.Bool:
-					c.Bools = append(c.Bools, false)
-				case data.Timestamp:
-					c.Times = append(c.Times, time.Time{})
-				}
-				c.SetNull(r, len(rows))
-				continue
+			if n, ok := v.(int); ok {
+				v = int64(n)
 			}
-			switch c.Type {
-			case data.String:
-				c.Strings = append(c.Strings, v.(string))
-			case data.Int:
-				c.Ints = append(c.Ints, int64(v.(int)))
-			case data.Float:
-				c.Floats = append(c.Floats, v.(float64))
-			case data.Bool:
-				c.Bools = append(c.Bools, v.(bool))
-			case data.Timestamp:
-				c.Times = append(c.Times, v.(time.Time))
-			}
+			vals[i] = v
 		}
+		out[r] = vals
 	}
-	b.Len = len(rows)
-	return b
+	return datatest.BatchOf(s, out)
 }
 
 // rowsOf reads a batch back into Go values, nil for null.
