@@ -112,3 +112,21 @@ func (r *Registry) names(keep func(*Connector) bool) []string {
 	sort.Strings(out)
 	return out
 }
+
+// ConfigAs returns a connector's settings (what its Connector.Config made
+// and the pipeline decoded) as *T, validated. name, the connector's name,
+// prefixes the errors: a value of another type is a programming error, a
+// failed validation a mistake in the pipeline.
+func ConfigAs[T any, P interface {
+	*T
+	Validate() error
+}](name string, cfg any) (P, error) {
+	c, ok := cfg.(P)
+	if !ok || c == nil {
+		return nil, fmt.Errorf("%s: settings have type %T, want %T", name, cfg, P(nil))
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return c, nil
+}

@@ -121,13 +121,4 @@ func (c *Config) delim() (rune, error) {
 	return r, nil
 }
 
-func asConfig(cfg any) (*Config, error) {
-	c, ok := cfg.(*Config)
-	if !ok || c == nil {
-		return nil, fmt.Errorf("csv: settings have type %T, want *csv.Config", cfg)
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("csv: %w", err)
-	}
-	return c, nil
-}
+func asConfig(cfg any) (*Config, error) { return data.ConfigAs[Config](Name, cfg) }

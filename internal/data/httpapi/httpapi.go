@@ -391,16 +391,7 @@ func safeURL(u *url.URL) string {
 	return v.String()
 }
 
-func asConfig(cfg any) (*Config, error) {
-	c, ok := cfg.(*Config)
-	if !ok || c == nil {
-		return nil, fmt.Errorf("http: settings have type %T, want *httpapi.Config", cfg)
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("http: %w", err)
-	}
-	return c, nil
-}
+func asConfig(cfg any) (*Config, error) { return data.ConfigAs[Config](Name, cfg) }
 
 // itoa is strconv.Itoa, short for building query values.
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -174,16 +174,7 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func asConfig(cfg any) (*Config, error) {
-	c, ok := cfg.(*Config)
-	if !ok || c == nil {
-		return nil, fmt.Errorf("mysql: settings have type %T, want *mysql.Config", cfg)
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("mysql: %w", err)
-	}
-	return c, nil
-}
+func asConfig(cfg any) (*Config, error) { return data.ConfigAs[Config](Name, cfg) }
 
 // splitTable splits "db.table" or "table" (either part may be quoted with
 // backticks).

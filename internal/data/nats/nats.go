@@ -152,16 +152,7 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func asConfig(cfg any) (*Config, error) {
-	c, ok := cfg.(*Config)
-	if !ok || c == nil {
-		return nil, fmt.Errorf("nats: settings have type %T, want *nats.Config", cfg)
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("nats: %w", err)
-	}
-	return c, nil
-}
+func asConfig(cfg any) (*Config, error) { return data.ConfigAs[Config](Name, cfg) }
 
 // connect opens the connection. It does not reconnect: a task that loses
 // its server fails with a clear error and is retried whole, which the

@@ -193,16 +193,7 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func asConfig(cfg any) (*Config, error) {
-	c, ok := cfg.(*Config)
-	if !ok || c == nil {
-		return nil, fmt.Errorf("postgres: settings have type %T, want *postgres.Config", cfg)
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
-	return c, nil
-}
+func asConfig(cfg any) (*Config, error) { return data.ConfigAs[Config](Name, cfg) }
 
 // parseTable splits "schema.table" or "table" into an identifier.
 func parseTable(s string) (pgx.Identifier, error) {

@@ -141,16 +141,7 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func asConfig(cfg any) (*Config, error) {
-	c, ok := cfg.(*Config)
-	if !ok || c == nil {
-		return nil, fmt.Errorf("sqlite: settings have type %T, want *sqlitedb.Config", cfg)
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
-	return c, nil
-}
+func asConfig(cfg any) (*Config, error) { return data.ConfigAs[Config](Name, cfg) }
 
 // quoteIdent quotes an SQLite identifier.
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
