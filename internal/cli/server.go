@@ -3,8 +3,10 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -63,7 +65,10 @@ recorded as such.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			s, err := app.Serve(ctx, cfg, app.Options{LogOutput: e.stderr, Getenv: e.getenv, AuditSource: audit.SourceAPI}, opts)
+			// The log (written by every request) and the command's own
+			// messages share stderr: one lock keeps their writes apart.
+			stderr := &lockedWriter{w: e.stderr}
+			s, err := app.Serve(ctx, cfg, app.Options{LogOutput: stderr, Getenv: e.getenv, AuditSource: audit.SourceAPI}, opts)
 			if errors.Is(err, server.ErrInsecureListen) {
 				return exitWith(ExitUsage, err)
 			}
@@ -71,14 +76,13 @@ recorded as such.`,
 				return err
 			}
 			if s.App.KEKCreated != "" {
-				fmt.Fprintf(e.stderr, "sluice: created a new key-encryption key in %s: back it up now (see docs/keys.md).\n", s.App.KEKCreated)
+				fmt.Fprintf(stderr, "sluice: created a new key-encryption key in %s: back it up now (see docs/keys.md).\n", s.App.KEKCreated)
 			}
 			// Everything the server serves needs a signed-in user: say
 			// how to get the first one rather than leave a newcomer at a
-			// sign-in page nobody can pass. Printed before the address is,
-			// as stderr is also the log's, which requests write to.
+			// sign-in page nobody can pass.
 			if users, err := s.App.Store.ListUsers(ctx); err == nil && len(users) == 0 {
-				fmt.Fprintln(e.stderr, "sluice: no users yet: the web UI and the API need one to sign in. Create the first with 'sluice init',\n"+
+				fmt.Fprintln(stderr, "sluice: no users yet: the web UI and the API need one to sign in. Create the first with 'sluice init',\n"+
 					"  then run 'sluice login USER' once to choose a password and enrol an authenticator.")
 			}
 			if err := printServerStarted(e, s.HTTP); err != nil {
@@ -90,7 +94,7 @@ recorded as such.`,
 			case <-s.HTTP.Done():
 			}
 			if !e.json() {
-				fmt.Fprintf(e.stderr, "sluice: stopping (in-flight requests get up to %s)\n", timeout)
+				fmt.Fprintf(stderr, "sluice: stopping (in-flight requests get up to %s)\n", timeout)
 			}
 			if err := s.Stop(); err != nil {
 				return exitWith(ExitFailure, err)
@@ -125,4 +129,17 @@ func printServerStarted(e *env, s *server.Server) error {
 		fmt.Fprintf(e.stdout, "  certificate %s\n  SHA-256 fingerprint %s\n", out.Certificate, out.Fingerprint)
 	}
 	return nil
+}
+
+// lockedWriter serialises writes to w, for a stream that several
+// goroutines write to.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
