@@ -295,11 +295,12 @@ func checkTaskName(name string) error {
 	return nil
 }
 
-// claim takes the lease on a run, stealing it from a dead owner on this host.
-func (e *Engine) claim(ctx context.Context, runID string) (store.Run, error) {
+// claim takes the lease on a run through st, stealing it from a dead owner
+// on this host.
+func (e *Engine) claim(ctx context.Context, st store.Store, runID string) (store.Run, error) {
 	now := e.clock.Now()
 	req := store.ClaimRun{RunID: runID, Owner: e.owner, LeaseUntil: now.Add(e.lease), Now: now}
-	run, err := e.store.ClaimRun(ctx, req)
+	run, err := st.ClaimRun(ctx, req)
 	if err == nil {
 		return run, nil
 	}
@@ -307,7 +308,7 @@ func (e *Engine) claim(ctx context.Context, runID string) (store.Run, error) {
 		return store.Run{}, fmt.Errorf("claiming run %s: %w", runID, err)
 	}
 	if run.Owner == "" {
-		if run, err = e.store.GetRun(ctx, runID); err != nil {
+		if run, err = st.GetRun(ctx, runID); err != nil {
 			return store.Run{}, fmt.Errorf("claiming run %s: %w", runID, err)
 		}
 	}
@@ -318,7 +319,7 @@ func (e *Engine) claim(ctx context.Context, runID string) (store.Run, error) {
 	}
 	e.log.Info("taking over run from a dead owner", slog.String("run", runID), slog.String("owner", holder))
 	req.Steal = true
-	run, err = e.store.ClaimRun(ctx, req)
+	run, err = st.ClaimRun(ctx, req)
 	if err != nil {
 		return store.Run{}, fmt.Errorf("taking over run %s from dead owner %s: %w", runID, holder, err)
 	}

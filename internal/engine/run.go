@@ -59,6 +59,18 @@ var errAttemptTimeout = errors.New("attempt timed out")
 //
 // Execute returns an error, leaving the run for a later Execute to resume,
 // when the store fails or the lease is lost (ErrLeaseLost).
+//
+// The driver writes in steps, each one store transaction holding every
+// change that follows from one event: the end of an attempt, the tasks
+// that became ready or were skipped because of it, the attempts started in
+// the slots it freed and, after the last task, the run's end and the
+// release of its lease. The claim, the run's start, the recovery of
+// orphans and the first attempts are one step too. A chain of tasks costs
+// one durable commit per task instead of three, which is most of what a
+// short task costs (see bench/run.sh). Every change is still durable
+// before anything acts on it: an attempt's process is started only once
+// the step recording the start has committed, and observers hear of a
+// change only after its commit.
 func (e *Engine) Execute(ctx context.Context, p *pipeline.Pipeline, runID string) (store.Run, error) {
 	if !validID.MatchString(runID) {
 		return store.Run{}, fmt.Errorf("executing run: invalid run id %q", runID)
@@ -68,39 +80,28 @@ func (e *Engine) Execute(ctx context.Context, p *pipeline.Pipeline, runID string
 		return store.Run{}, fmt.Errorf("run %s is already executing in this process: %w", runID, ErrRunActive)
 	}
 	defer untrack()
-	run, err := e.claim(ctx, runID)
+	d, err := e.newDriver(ctx, p, runID)
 	if err != nil {
-		return store.Run{}, err
-	}
-	d, err := e.newDriver(ctx, p, run)
-	if err != nil {
-		e.release(runID)
 		return store.Run{}, fmt.Errorf("executing run %s: %w", runID, err)
 	}
-	if run.State.Done() {
-		e.release(runID)
-		return run, nil
-	}
-	run, err = d.drive()
-	if e.release(runID) && err == nil {
-		run.Owner, run.LeaseExpiresAt = "", time.Time{}
-	}
+	run, err := d.drive()
 	if err != nil {
+		if d.claimed && !d.released {
+			e.release(runID)
+		}
 		return run, fmt.Errorf("executing run %s: %w", runID, err)
 	}
 	return run, nil
 }
 
-// release gives up the lease; a failure is logged, since the lease then
-// simply expires. It reports whether the release was recorded.
-func (e *Engine) release(runID string) bool {
+// release gives up the lease outside a step, when driving stopped on an
+// error; a failure is logged, since the lease then simply expires.
+func (e *Engine) release(runID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
 	if err := e.store.ReleaseRun(ctx, runID, e.owner); err != nil {
 		e.log.Warn("releasing run", slog.String("run", runID), slog.Any("error", err))
-		return false
 	}
-	return true
 }
 
 // tstate is the driver's view of one task run.
@@ -117,17 +118,31 @@ type tstate struct {
 	retry    clock.Timer
 }
 
-// result is an attempt's end as a worker reports it to the loop.
+// result is an attempt's end as a worker reports it to the loop, which
+// records it.
 type result struct {
 	idx       int
-	started   bool // false: the run was cancelled before the attempt started
-	state     store.TaskState
-	output    string
-	failed    bool // counts against the retry budget
-	nextAt    time.Time
-	err       string
-	fatal     error // the store failed: stop driving
-	abandoned bool  // nothing recorded: the lease was lost or the store failed
+	fin       store.FinishAttempt
+	artifacts []store.Artifact
+	checks    []store.CheckResult
+	ev        Event // TaskFinished or TaskRetrying, sent once recorded
+	failed    bool  // counts against the retry budget
+	abandoned bool  // record nothing: the lease was lost or the store failed
+}
+
+// launch is an attempt whose start a step recorded, to be run once the
+// step has committed.
+type launch struct {
+	ts       *tstate
+	number   int
+	failures int               // the retry budget used before this attempt
+	inputs   map[string]string // upstream task → artifact id
+}
+
+// pendingRetry is a retry timer to arm when the step commits.
+type pendingRetry struct {
+	ts   *tstate
+	wait time.Duration
 }
 
 // driver executes one run. Its fields are owned by the loop goroutine
@@ -135,6 +150,7 @@ type result struct {
 type driver struct {
 	e      *Engine
 	p      *pipeline.Pipeline
+	runID  string
 	run    store.Run
 	parent context.Context // Execute's ctx: cancelled means the run is cancelled
 	// rctx is cancelled when the parent is, the lease is lost or the
@@ -144,23 +160,30 @@ type driver struct {
 	tasks     []*tstate
 	byName    map[string]*tstate
 	ready     []int // queued tasks waiting for a slot, FIFO
-	active    int
-	remaining int // tasks not final
+	active    int   // attempts running
+	remaining int   // tasks not final
 	maxActive int
 	results   chan result // workers → loop; buffered to maxActive so workers never block
 	retries   chan int    // retry timers → loop
 	logDir    string
 	stopping  bool // cancelled: queue nothing more
+
+	// The step in progress: st is its transaction; events, launches and
+	// retry timers wait for its commit.
+	st       store.Store
+	events   []Event
+	launches []launch
+	timers   []pendingRetry
+
+	claimed  bool // the lease is ours (committed)
+	released bool // the run's end and the lease's release are committed
 }
 
-func (e *Engine) newDriver(ctx context.Context, p *pipeline.Pipeline, run store.Run) (*driver, error) {
-	if run.Pipeline != p.Name || run.Namespace != p.Namespace {
-		return nil, fmt.Errorf("run is of pipeline %s/%s, not %s/%s", run.Namespace, run.Pipeline, p.Namespace, p.Name)
-	}
-	if run.PipelineHash != "" && p.Hash != "" && run.PipelineHash != p.Hash {
-		return nil, fmt.Errorf("run was created from version %s of pipeline %s, not %s", run.PipelineHash, p.Name, p.Hash)
-	}
-	d := &driver{e: e, p: p, run: run, parent: ctx, byName: make(map[string]*tstate, len(p.Tasks))}
+// errRunDone ends the first step without writing: the run is final already.
+var errRunDone = errors.New("run is final")
+
+func (e *Engine) newDriver(ctx context.Context, p *pipeline.Pipeline, runID string) (*driver, error) {
+	d := &driver{e: e, p: p, runID: runID, parent: ctx, byName: make(map[string]*tstate, len(p.Tasks))}
 	for i, t := range p.Tasks {
 		if err := checkTaskName(t.Name); err != nil {
 			return nil, err
@@ -185,9 +208,57 @@ func (e *Engine) newDriver(ctx context.Context, p *pipeline.Pipeline, run store.
 	}
 	d.results = make(chan result, d.maxActive)
 	d.retries = make(chan int)
-	d.logDir = filepath.Join("logs", run.ID)
+	d.logDir = filepath.Join("logs", runID)
 	return d, nil
 }
+
+// adopt checks that run is a run of the driver's pipeline.
+func (d *driver) adopt(run store.Run) error {
+	p := d.p
+	if run.Pipeline != p.Name || run.Namespace != p.Namespace {
+		return fmt.Errorf("run is of pipeline %s/%s, not %s/%s", run.Namespace, run.Pipeline, p.Namespace, p.Name)
+	}
+	if run.PipelineHash != "" && p.Hash != "" && run.PipelineHash != p.Hash {
+		return fmt.Errorf("run was created from version %s of pipeline %s, not %s", run.PipelineHash, p.Name, p.Hash)
+	}
+	d.run = run
+	return nil
+}
+
+// step runs fn in one store transaction, through which every write of fn
+// goes (d.st). Once it commits, the events it produced are sent, the
+// retry timers it set are armed and the attempts it started are launched;
+// if it fails, none of that happens, and the
+// caller stops driving: the store, not the driver's memory, is then the
+// truth a later Execute resumes from.
+func (d *driver) step(fn func(ctx context.Context) error) error {
+	ctx, done := d.storeCtx()
+	defer done()
+	err := d.e.store.InTx(ctx, func(tx store.Store) error {
+		d.st = tx
+		defer func() { d.st = nil }()
+		return fn(ctx)
+	})
+	events, launches, timers := d.events, d.launches, d.timers
+	d.events, d.launches, d.timers = nil, nil, nil
+	if err != nil {
+		return err
+	}
+	for _, ev := range events {
+		d.e.emit(ev)
+	}
+	for _, r := range timers {
+		d.arm(r.ts, r.wait)
+	}
+	for _, l := range launches {
+		d.active++
+		go d.attempt(l)
+	}
+	return nil
+}
+
+// event queues ev to be sent when the step commits.
+func (d *driver) event(ev Event) { d.events = append(d.events, ev) }
 
 // storeCtx is for the driver's own writes: they must complete even while
 // the run is being cancelled, or the store would not show the cancellation.
@@ -199,50 +270,65 @@ func (d *driver) drive() (store.Run, error) {
 	e := d.e
 	d.rctx, d.cancel = context.WithCancelCause(d.parent)
 	defer d.cancel(nil)
-	stopBeat := d.startHeartbeat()
-	defer stopBeat()
 
 	if err := os.MkdirAll(filepath.Join(e.stateDir, d.logDir), logDirMode); err != nil {
 		return d.run, fmt.Errorf("creating log directory: %w", err)
 	}
-	sctx, done := d.storeCtx()
-	defer done()
-	if d.run.State == store.RunQueued {
-		run, err := e.store.SetRunState(sctx, store.SetRunState{
-			RunID: d.run.ID, From: []store.RunState{store.RunQueued}, To: store.RunRunning, At: e.clock.Now(),
-		})
+	err := d.step(func(ctx context.Context) error {
+		run, err := e.claim(ctx, d.st, d.runID)
 		if err != nil {
-			return d.run, fmt.Errorf("starting run: %w", err)
+			return err
 		}
-		d.run = run
+		if err := d.adopt(run); err != nil {
+			return err
+		}
+		if run.State.Done() {
+			return errRunDone
+		}
+		if run.State == store.RunQueued {
+			if d.run, err = d.st.SetRunState(ctx, store.SetRunState{
+				RunID: run.ID, From: []store.RunState{store.RunQueued}, To: store.RunRunning, At: e.clock.Now(),
+			}); err != nil {
+				return fmt.Errorf("starting run: %w", err)
+			}
+		}
+		d.event(Event{Kind: RunStarted, RunID: d.run.ID, State: string(d.run.State), At: e.clock.Now()})
+		if err := d.load(ctx); err != nil {
+			return err
+		}
+		if err := d.start(ctx); err != nil {
+			return err
+		}
+		return d.advance(ctx)
+	})
+	if errors.Is(err, errRunDone) {
+		return d.run, nil
 	}
-	e.emit(Event{Kind: RunStarted, RunID: d.run.ID, State: string(d.run.State), At: e.clock.Now()})
-
-	if err := d.load(sctx); err != nil {
+	if err != nil {
 		return d.run, err
 	}
-	if err := d.start(sctx); err != nil {
-		return d.run, err
-	}
+	d.claimed = true
+	stopBeat := d.startHeartbeat()
+	defer stopBeat()
 	if err := d.loop(); err != nil {
 		d.cancel(err)
 		d.drain()
 		return d.run, err
 	}
-	return d.finish()
+	return d.run, nil
 }
 
 // load reads the task runs, recovers orphans and restores retry budgets.
 func (d *driver) load(ctx context.Context) error {
 	e := d.e
-	trs, err := e.store.ListTaskRuns(ctx, d.run.ID)
+	trs, err := d.st.ListTaskRuns(ctx, d.run.ID)
 	if err != nil {
 		return fmt.Errorf("loading task runs: %w", err)
 	}
 	if len(trs) != len(d.tasks) {
 		return fmt.Errorf("run has %d task runs, pipeline has %d tasks", len(trs), len(d.tasks))
 	}
-	atts, err := e.store.ListAttempts(ctx, d.run.ID, "")
+	atts, err := d.st.ListAttempts(ctx, d.run.ID, "")
 	if err != nil {
 		return fmt.Errorf("loading attempts: %w", err)
 	}
@@ -262,7 +348,7 @@ func (d *driver) load(ctx context.Context) error {
 			continue
 		}
 		// An orphan: the attempt's process is gone with its owner.
-		tr2, err := e.store.FinishAttempt(ctx, store.FinishAttempt{
+		tr2, err := d.st.FinishAttempt(ctx, store.FinishAttempt{
 			RunID: d.run.ID, Task: tr.Task, Number: tr.Attempts,
 			Outcome: store.OutcomeInterrupted, State: store.TaskUpForRetry, NextAttemptAt: now, At: now,
 			Error: "interrupted: the process running the attempt ended",
@@ -272,7 +358,7 @@ func (d *driver) load(ctx context.Context) error {
 		}
 		ts.state = tr2.State
 		e.log.Info("recovered interrupted task", slog.String("run", d.run.ID), slog.String("task", tr.Task), slog.Int("attempt", tr.Attempts))
-		e.emit(Event{Kind: TaskRetrying, RunID: d.run.ID, Task: tr.Task, Attempt: tr.Attempts,
+		d.event(Event{Kind: TaskRetrying, RunID: d.run.ID, Task: tr.Task, Attempt: tr.Attempts,
 			State: string(tr2.State), Err: tr2.Error, At: now, NextAttemptAt: now})
 	}
 	return nil
@@ -290,18 +376,18 @@ func (d *driver) start(ctx context.Context) error {
 		case store.TaskQueued:
 			d.ready = append(d.ready, ts.idx)
 		case store.TaskUpForRetry:
-			tr, err := d.e.store.GetTaskRun(ctx, d.run.ID, ts.t.Name)
+			tr, err := d.st.GetTaskRun(ctx, d.run.ID, ts.t.Name)
 			if err != nil {
 				return fmt.Errorf("loading task %q: %w", ts.t.Name, err)
 			}
-			if err := d.scheduleRetry(ts, tr.NextAttemptAt.Sub(now)); err != nil {
+			if err := d.scheduleRetry(ctx, ts, tr.NextAttemptAt.Sub(now)); err != nil {
 				return err
 			}
 		}
 	}
 	for _, ts := range d.tasks {
 		if ts.state == store.TaskPending {
-			if err := d.evaluate(ts); err != nil {
+			if err := d.evaluate(ctx, ts); err != nil {
 				return err
 			}
 		}
@@ -309,130 +395,192 @@ func (d *driver) start(ctx context.Context) error {
 	return nil
 }
 
-// loop runs until every task is final or the run is cancelled.
+// loop runs until every task is final or the run is cancelled. Results
+// that arrive together are recorded in one step.
 func (d *driver) loop() error {
 	for d.remaining > 0 {
-		if err := d.dispatch(); err != nil {
-			return err
-		}
+		var err error
 		select {
 		case r := <-d.results:
-			if err := d.handle(r); err != nil {
-				return err
-			}
+			err = d.step(func(ctx context.Context) error {
+				if err := d.handle(ctx, r); err != nil {
+					return err
+				}
+				for {
+					select {
+					case r := <-d.results:
+						if err := d.handle(ctx, r); err != nil {
+							return err
+						}
+						continue
+					default:
+					}
+					return d.advance(ctx)
+				}
+			})
 		case i := <-d.retries:
-			if err := d.requeue(d.tasks[i]); err != nil {
-				return err
-			}
+			err = d.step(func(ctx context.Context) error {
+				if err := d.requeue(ctx, d.tasks[i]); err != nil {
+					return err
+				}
+				return d.advance(ctx)
+			})
 		case <-d.rctx.Done():
 			if d.parent.Err() == nil {
 				return context.Cause(d.rctx) // lease lost
 			}
 			return d.cancelRun()
 		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// cancelRun records the cancellation: attempts end (workers record them
-// cancelled), then every task not final is cancelled.
+// advance ends a step: it starts queued tasks in the free slots, and once
+// every task is final it records the run's end.
+func (d *driver) advance(ctx context.Context) error {
+	if d.remaining == 0 {
+		return d.finish(ctx)
+	}
+	return d.dispatch(ctx)
+}
+
+// cancelRun records the cancellation: attempts end (workers report them
+// cancelled), then every task not final is cancelled and so is the run.
 func (d *driver) cancelRun() error {
 	d.stopping = true
 	if err := d.drain(); err != nil {
 		return err
 	}
-	ctx, done := d.storeCtx()
-	defer done()
-	now := d.e.clock.Now()
-	for _, ts := range d.tasks {
-		if ts.state.Done() {
-			continue
+	return d.step(func(ctx context.Context) error {
+		now := d.e.clock.Now()
+		for _, ts := range d.tasks {
+			if ts.state.Done() {
+				continue
+			}
+			if ts.retry != nil {
+				ts.retry.Stop()
+			}
+			tr, err := d.st.SetTaskState(ctx, store.SetTaskState{
+				RunID: d.run.ID, Task: ts.t.Name, At: now, To: store.TaskCancelled, Error: "run cancelled",
+				From: []store.TaskState{store.TaskPending, store.TaskQueued, store.TaskUpForRetry},
+			})
+			if err != nil {
+				return fmt.Errorf("cancelling task %q: %w", ts.t.Name, err)
+			}
+			ts.state = tr.State
+			d.remaining--
+			d.event(Event{Kind: TaskFinished, RunID: d.run.ID, Task: ts.t.Name, State: string(tr.State), Err: tr.Error, At: now})
 		}
-		if ts.retry != nil {
-			ts.retry.Stop()
-		}
-		tr, err := d.e.store.SetTaskState(ctx, store.SetTaskState{
-			RunID: d.run.ID, Task: ts.t.Name, At: now, To: store.TaskCancelled, Error: "run cancelled",
-			From: []store.TaskState{store.TaskPending, store.TaskQueued, store.TaskUpForRetry},
-		})
-		if err != nil {
-			return fmt.Errorf("cancelling task %q: %w", ts.t.Name, err)
-		}
-		ts.state = tr.State
-		d.remaining--
-		d.e.emit(Event{Kind: TaskFinished, RunID: d.run.ID, Task: ts.t.Name, State: string(tr.State), Err: tr.Error, At: now})
-	}
-	return nil
+		return d.finish(ctx)
+	})
 }
 
-// drain waits for every running worker and takes in its result.
+// drain waits for every running attempt and records its end, each as
+// it comes.
 func (d *driver) drain() error {
 	d.stopping = true
 	var first error
 	for d.active > 0 {
 		r := <-d.results
-		if err := d.handle(r); err != nil && first == nil {
+		if err := d.step(func(ctx context.Context) error { return d.handle(ctx, r) }); err != nil && first == nil {
 			first = err
 		}
 	}
 	return first
 }
 
-// dispatch starts queued tasks while slots are free.
-func (d *driver) dispatch() error {
-	for d.active < d.maxActive && len(d.ready) > 0 && !d.stopping {
+// dispatch starts queued tasks while slots are free: their attempts are
+// recorded in the step and launched when it commits.
+func (d *driver) dispatch(ctx context.Context) error {
+	for d.active+len(d.launches) < d.maxActive && len(d.ready) > 0 && !d.stopping {
 		ts := d.tasks[d.ready[0]]
+		number := ts.attempts + 1
+		logRel := filepath.Join(d.logDir, fmt.Sprintf("%s.%d.log", ts.t.Name, number))
+		now := d.e.clock.Now()
+		a, err := d.st.StartAttempt(ctx, store.StartAttempt{
+			RunID: d.run.ID, Task: ts.t.Name, From: store.TaskQueued, Owner: d.e.owner, At: now, LogPath: logRel,
+		})
+		if err != nil {
+			return fmt.Errorf("starting task %q: %w", ts.t.Name, err)
+		}
+		if a.Number != number {
+			return fmt.Errorf("starting task %q: store opened attempt %d, expected %d: %w", ts.t.Name, a.Number, number, store.ErrConflict)
+		}
 		d.ready = d.ready[1:]
+		ts.attempts, ts.state = number, store.TaskRunning
 		inputs := make(map[string]string, len(ts.up))
 		for _, u := range ts.up {
 			if up := d.tasks[u]; up.output != "" {
 				inputs[up.t.Name] = up.output
 			}
 		}
-		d.active++
-		ts.attempts++
-		go d.attempt(ts, ts.attempts, ts.failures, inputs)
+		d.launches = append(d.launches, launch{ts: ts, number: number, failures: ts.failures, inputs: inputs})
+		d.event(Event{Kind: TaskStarted, RunID: d.run.ID, Task: ts.t.Name, Attempt: number, State: string(store.TaskRunning), At: now})
 	}
 	return nil
 }
 
-// handle applies a worker's result.
-func (d *driver) handle(r result) error {
+// handle records a worker's result, then what follows from it.
+func (d *driver) handle(ctx context.Context, r result) error {
 	d.active--
 	ts := d.tasks[r.idx]
-	if r.fatal != nil {
-		return r.fatal
-	}
-	if !r.started {
-		ts.attempts-- // never started; the task is still queued
-		return nil
-	}
 	if r.abandoned {
 		return nil
 	}
-	ts.state = r.state
-	ts.err = r.err
+	for _, a := range r.artifacts {
+		if err := d.st.PutArtifact(ctx, a); err != nil {
+			return fmt.Errorf("recording the end of task %q attempt %d: %w", ts.t.Name, r.fin.Number, err)
+		}
+	}
+	if len(r.checks) > 0 {
+		if err := d.st.PutCheckResults(ctx, d.run.ID, ts.t.Name, r.fin.Number, r.checks); err != nil {
+			return fmt.Errorf("recording the end of task %q attempt %d: %w", ts.t.Name, r.fin.Number, err)
+		}
+	}
+	tr, err := d.st.FinishAttempt(ctx, r.fin)
+	if err != nil {
+		return fmt.Errorf("recording the end of task %q attempt %d: %w", ts.t.Name, r.fin.Number, err)
+	}
+	// The retry is scheduled from the time as stored (the store may keep
+	// less precision), so that the engine and the store agree on it.
+	ev := r.ev
+	if ev.Kind == TaskRetrying {
+		ev.NextAttemptAt = tr.NextAttemptAt
+	}
+	d.event(ev)
+	ts.state, ts.err = r.fin.State, r.fin.Error
 	if r.failed {
 		ts.failures++
 	}
 	switch {
-	case r.state.Done():
-		ts.output = r.output
+	case ts.state.Done():
+		ts.output = r.fin.Output
 		d.remaining--
 		if !d.stopping {
-			return d.propagate(ts)
+			return d.propagate(ctx, ts)
 		}
-	case r.state == store.TaskUpForRetry && !d.stopping:
-		return d.scheduleRetry(ts, r.nextAt.Sub(d.e.clock.Now()))
+	case ts.state == store.TaskUpForRetry && !d.stopping:
+		return d.scheduleRetry(ctx, ts, tr.NextAttemptAt.Sub(d.e.clock.Now()))
 	}
 	return nil
 }
 
-// scheduleRetry queues ts again after wait, on the engine's clock.
-func (d *driver) scheduleRetry(ts *tstate, wait time.Duration) error {
+// scheduleRetry queues ts again after wait, on the engine's clock. The
+// timer is armed when the step commits, so that it never fires for a
+// retry the store does not show yet.
+func (d *driver) scheduleRetry(ctx context.Context, ts *tstate, wait time.Duration) error {
 	if wait <= 0 {
-		return d.requeue(ts)
+		return d.requeue(ctx, ts)
 	}
+	d.timers = append(d.timers, pendingRetry{ts: ts, wait: wait})
+	return nil
+}
+
+// arm starts the retry timer of a task up for retry.
+func (d *driver) arm(ts *tstate, wait time.Duration) {
 	rctx, i := d.rctx, ts.idx
 	ts.retry = d.e.clock.AfterFunc(wait, func() {
 		select {
@@ -440,20 +588,17 @@ func (d *driver) scheduleRetry(ts *tstate, wait time.Duration) error {
 		case <-rctx.Done():
 		}
 	})
-	return nil
 }
 
 // requeue moves an up_for_retry task back to queued.
-func (d *driver) requeue(ts *tstate) error {
+func (d *driver) requeue(ctx context.Context, ts *tstate) error {
 	ts.retry = nil
-	return d.setQueued(ts, store.TaskUpForRetry)
+	return d.setQueued(ctx, ts, store.TaskUpForRetry)
 }
 
-func (d *driver) setQueued(ts *tstate, from store.TaskState) error {
-	ctx, done := d.storeCtx()
-	defer done()
+func (d *driver) setQueued(ctx context.Context, ts *tstate, from store.TaskState) error {
 	now := d.e.clock.Now()
-	tr, err := d.e.store.SetTaskState(ctx, store.SetTaskState{
+	tr, err := d.st.SetTaskState(ctx, store.SetTaskState{
 		RunID: d.run.ID, Task: ts.t.Name, From: []store.TaskState{from}, To: store.TaskQueued, At: now,
 	})
 	if err != nil {
@@ -461,16 +606,16 @@ func (d *driver) setQueued(ts *tstate, from store.TaskState) error {
 	}
 	ts.state = tr.State
 	d.ready = append(d.ready, ts.idx)
-	d.e.emit(Event{Kind: TaskQueued, RunID: d.run.ID, Task: ts.t.Name, State: string(tr.State), At: now})
+	d.event(Event{Kind: TaskQueued, RunID: d.run.ID, Task: ts.t.Name, State: string(tr.State), At: now})
 	return nil
 }
 
 // propagate re-evaluates the tasks downstream of a task that became
 // final, and theirs in turn when they are skipped.
-func (d *driver) propagate(ts *tstate) error {
+func (d *driver) propagate(ctx context.Context, ts *tstate) error {
 	for _, i := range ts.down {
 		if down := d.tasks[i]; down.state == store.TaskPending {
-			if err := d.evaluate(down); err != nil {
+			if err := d.evaluate(ctx, down); err != nil {
 				return err
 			}
 		}
@@ -479,13 +624,13 @@ func (d *driver) propagate(ts *tstate) error {
 }
 
 // evaluate applies a pending task's trigger rule to its upstreams' states.
-func (d *driver) evaluate(ts *tstate) error {
+func (d *driver) evaluate(ctx context.Context, ts *tstate) error {
 	run, skip, reason := d.decide(ts)
 	switch {
 	case run:
-		return d.setQueued(ts, store.TaskPending)
+		return d.setQueued(ctx, ts, store.TaskPending)
 	case skip:
-		return d.skip(ts, reason)
+		return d.skip(ctx, ts, reason)
 	}
 	return nil
 }
@@ -541,11 +686,9 @@ func (d *driver) decide(ts *tstate) (run, skip bool, reason string) {
 	}
 }
 
-func (d *driver) skip(ts *tstate, reason string) error {
-	ctx, done := d.storeCtx()
-	defer done()
+func (d *driver) skip(ctx context.Context, ts *tstate, reason string) error {
 	now := d.e.clock.Now()
-	tr, err := d.e.store.SetTaskState(ctx, store.SetTaskState{
+	tr, err := d.st.SetTaskState(ctx, store.SetTaskState{
 		RunID: d.run.ID, Task: ts.t.Name, From: []store.TaskState{store.TaskPending}, To: store.TaskSkipped,
 		At: now, Error: reason,
 	})
@@ -554,12 +697,13 @@ func (d *driver) skip(ts *tstate, reason string) error {
 	}
 	ts.state, ts.err = tr.State, reason
 	d.remaining--
-	d.e.emit(Event{Kind: TaskSkipped, RunID: d.run.ID, Task: ts.t.Name, State: string(tr.State), Err: reason, At: now})
-	return d.propagate(ts)
+	d.event(Event{Kind: TaskSkipped, RunID: d.run.ID, Task: ts.t.Name, State: string(tr.State), Err: reason, At: now})
+	return d.propagate(ctx, ts)
 }
 
-// finish records the run's final state.
-func (d *driver) finish() (store.Run, error) {
+// finish records the run's final state and gives up its lease, in the
+// step that made the last task final.
+func (d *driver) finish(ctx context.Context) error {
 	state := store.RunSuccess
 	var failed []string
 	var firstErr string
@@ -584,18 +728,20 @@ func (d *driver) finish() (store.Run, error) {
 	case cancelled:
 		state, msg = store.RunCancelled, "run cancelled"
 	}
-	ctx, done := d.storeCtx()
-	defer done()
 	now := d.e.clock.Now()
-	run, err := d.e.store.SetRunState(ctx, store.SetRunState{
+	run, err := d.st.SetRunState(ctx, store.SetRunState{
 		RunID: d.run.ID, From: []store.RunState{store.RunRunning}, To: state, At: now, Error: msg,
 	})
 	if err != nil {
-		return d.run, fmt.Errorf("finishing run: %w", err)
+		return fmt.Errorf("finishing run: %w", err)
 	}
-	d.run = run
-	d.e.emit(Event{Kind: RunFinished, RunID: run.ID, State: string(run.State), Err: msg, At: now, Duration: now.Sub(run.StartedAt)})
-	return run, nil
+	if err := d.st.ReleaseRun(ctx, run.ID, d.e.owner); err != nil {
+		return err
+	}
+	run.Owner, run.LeaseExpiresAt = "", time.Time{}
+	d.run, d.released = run, true
+	d.event(Event{Kind: RunFinished, RunID: run.ID, State: string(run.State), Err: msg, At: now, Duration: now.Sub(run.StartedAt)})
+	return nil
 }
 
 // startHeartbeat renews the lease until the returned stop is called. A
@@ -635,39 +781,23 @@ func (d *driver) startHeartbeat() (stop func()) {
 	}
 }
 
-// attempt runs one attempt of ts in its own goroutine and reports to the loop.
-func (d *driver) attempt(ts *tstate, number, failures int, inputIDs map[string]string) {
-	d.results <- d.runAttempt(ts, number, failures, inputIDs)
+// attempt runs one attempt in its own goroutine and reports to the loop.
+func (d *driver) attempt(l launch) {
+	d.results <- d.runAttempt(l)
 }
 
-func (d *driver) runAttempt(ts *tstate, number, failures int, inputIDs map[string]string) result {
+// runAttempt executes an attempt whose start is recorded and returns its
+// end, for the loop to record.
+func (d *driver) runAttempt(l launch) result {
 	e := d.e
+	ts, number := l.ts, l.number
 	t := ts.t
-	r := result{idx: ts.idx}
-	if d.rctx.Err() != nil {
-		return r // cancelled before it started
-	}
 	logRel := filepath.Join(d.logDir, fmt.Sprintf("%s.%d.log", t.Name, number))
-	sctx, done := d.storeCtx()
-	defer done()
 	startAt := e.clock.Now()
-	a, err := e.store.StartAttempt(sctx, store.StartAttempt{
-		RunID: d.run.ID, Task: t.Name, From: store.TaskQueued, Owner: e.owner, At: startAt, LogPath: logRel,
-	})
-	if err != nil {
-		r.fatal = fmt.Errorf("starting task %q: %w", t.Name, err)
-		return r
-	}
-	r.started = true
-	if a.Number != number {
-		r.fatal = fmt.Errorf("starting task %q: store opened attempt %d, expected %d: %w", t.Name, a.Number, number, store.ErrConflict)
-		return r
-	}
-	e.emit(Event{Kind: TaskStarted, RunID: d.run.ID, Task: t.Name, Attempt: number, State: string(store.TaskRunning), At: startAt})
-
-	res, execErr := d.execute(ts, number, logRel, inputIDs)
+	res, execErr := d.execute(ts, number, logRel, l.inputs)
 	endAt := e.clock.Now()
 
+	r := result{idx: ts.idx}
 	// Nothing is recorded when the run is no longer ours or the store
 	// failed: the attempt stays running, for the next owner to recover.
 	if cause := context.Cause(d.rctx); cause != nil && d.parent.Err() == nil {
@@ -702,40 +832,14 @@ func (d *driver) runAttempt(ts *tstate, number, failures int, inputIDs map[strin
 		}
 		r.failed = true
 		fin.State = store.TaskFailed
-		if retryable && failures+1 <= t.Policy.Retries {
+		if retryable && l.failures+1 <= t.Policy.Retries {
 			fin.State = store.TaskUpForRetry
-			fin.NextAttemptAt = endAt.Add(e.backoff(t.Policy, failures+1))
-			ev.Kind, ev.NextAttemptAt = TaskRetrying, fin.NextAttemptAt
+			fin.NextAttemptAt = endAt.Add(e.backoff(t.Policy, l.failures+1))
+			ev.Kind = TaskRetrying
 		}
 	}
-	var tr store.TaskRun
-	err = e.store.InTx(sctx, func(tx store.Store) error {
-		for _, a := range res.Artifacts {
-			if err := tx.PutArtifact(sctx, a); err != nil {
-				return err
-			}
-		}
-		if len(res.Checks) > 0 {
-			if err := tx.PutCheckResults(sctx, d.run.ID, t.Name, number, res.Checks); err != nil {
-				return err
-			}
-		}
-		var err error
-		tr, err = tx.FinishAttempt(sctx, fin)
-		return err
-	})
-	if err != nil {
-		r.fatal = fmt.Errorf("recording the end of task %q attempt %d: %w", t.Name, number, err)
-		return r
-	}
-	// The retry is scheduled from the time as stored (the store may keep
-	// less precision), so that the engine and the store agree on it.
-	r.state, r.output, r.err, r.nextAt = fin.State, fin.Output, fin.Error, tr.NextAttemptAt
 	ev.State, ev.Err = string(fin.State), fin.Error
-	if ev.Kind == TaskRetrying {
-		ev.NextAttemptAt = tr.NextAttemptAt
-	}
-	e.emit(ev)
+	r.fin, r.ev, r.artifacts, r.checks = fin, ev, res.Artifacts, res.Checks
 	return r
 }
 
