@@ -68,6 +68,15 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 // a new file at once apply each migration once: the second waits for the
 // first's commit and then finds nothing pending. On an up-to-date database
 // the transaction writes nothing and commits without syncing.
+//
+// A new database does not come here empty: Open writes the image of a
+// database already migrated (see newImage), whose schema_migrations rows
+// have applied_at 0, and the same transaction sets those to now, the time
+// the file was first opened (a process that crashed between the two leaves
+// 0, "not stamped yet", which the next Open replaces). Migrations added
+// since the image was generated apply on top of it as on any older
+// database. On other databases no row has applied_at 0 and the update
+// changes nothing.
 func migrate(ctx context.Context, db *sql.DB, now time.Time) error {
 	ms, err := loadMigrations(migrationFiles)
 	if err != nil {
@@ -77,7 +86,8 @@ func migrate(ctx context.Context, db *sql.DB, now time.Time) error {
 }
 
 // applyMigrations applies the migrations of ms not yet recorded in
-// schema_migrations, in one transaction (see migrate).
+// schema_migrations and stamps the rows of a new database's image, in one
+// transaction (see migrate).
 func applyMigrations(ctx context.Context, db *sql.DB, ms []migration, now time.Time) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -103,6 +113,9 @@ func applyMigrations(ctx context.Context, db *sql.DB, ms []migration, now time.T
 		if _, err := tx.ExecContext(ctx, qRecordMigration, m.version, at); err != nil {
 			return fmt.Errorf("recording migration %s: %w", m.name, err)
 		}
+	}
+	if _, err := tx.ExecContext(ctx, qStampMigrations, at); err != nil {
+		return fmt.Errorf("stamping migrations of a new database: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		if current < len(ms) {

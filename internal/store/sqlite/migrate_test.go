@@ -10,15 +10,15 @@ import (
 	"time"
 )
 
-// openRaw opens a writer pool on a new file as Open does, without
-// migrating it.
+// openRaw opens a writer pool on a new, empty file (not the image) as Open
+// would, without migrating it.
 func openRaw(t *testing.T, path string) *sql.DB {
 	t.Helper()
 	o, err := Options{}.withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := createFile(path); err != nil {
+	if err := createEmpty(path); err != nil {
 		t.Fatal(err)
 	}
 	db, err := sql.Open("sqlite", dsn(path, o, false))

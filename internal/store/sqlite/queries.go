@@ -162,6 +162,10 @@ const (
 
 	qRecordMigration = `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`
 
+	// Rows with applied_at 0 come from a new database's image (see
+	// newImage); migrate sets them to the time the file was first opened.
+	qStampMigrations = `UPDATE schema_migrations SET applied_at = ? WHERE applied_at = 0`
+
 	// Savepoints give an operation run inside a caller's transaction the
 	// same all-or-nothing effect it has on its own. SQLite resolves a
 	// repeated name to the innermost savepoint, so nesting needs no counter.

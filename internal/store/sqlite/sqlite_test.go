@@ -178,14 +178,20 @@ func TestFileModes(t *testing.T) {
 
 func schemaVersions(t *testing.T, db *DB) []int {
 	t.Helper()
-	rows, err := db.read.QueryContext(t.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
+	return column[int](t, db, `SELECT version FROM schema_migrations ORDER BY version`)
+}
+
+// column returns the one column query selects, read through the read pool.
+func column[T any](t *testing.T, db *DB, query string) []T {
+	t.Helper()
+	rows, err := db.read.QueryContext(t.Context(), query)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var vs []int
+	var vs []T
 	for rows.Next() {
-		var v int
+		var v T
 		if err := rows.Scan(&v); err != nil {
 			t.Fatal(err)
 		}
