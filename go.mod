@@ -88,3 +88,7 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 )
+
+// Carries a minimal patch that loads phone-number metadata on first use
+// instead of at every process start; see third_party/README.md.
+replace github.com/nyaruka/phonenumbers => ./third_party/phonenumbers
