@@ -338,7 +338,7 @@ func (o *oidcClient) mapGroups(v any) []string {
 			out = append(out, o.cfg.GroupMap[g]...)
 			continue
 		}
-		if groupRE.MatchString(g) {
+		if groupRE.Match(g) {
 			out = append(out, g)
 		}
 	}

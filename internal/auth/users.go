@@ -4,27 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/namerule"
 	"github.com/sluicehq/sluice/internal/store"
 )
 
 // usernameRE is the rule for usernames: lower case, starting with a
 // letter, 2 to 64 characters, so that a username is safe in a URL path, a
 // log line and a YAML binding without quoting.
-var usernameRE = regexp.MustCompile(`^[a-z][a-z0-9._-]{1,63}$`)
+var usernameRE = namerule.MustCompile(`^[a-z][a-z0-9._-]+$`, 64)
 
 // groupRE is the rule for group names, as loose as OIDC claims need but
 // free of control characters and spaces.
-var groupRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$`)
+var groupRE = namerule.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@-]*$`, 128)
 
 // CheckUsername reports whether name is a valid username; the error wraps
 // ErrInvalid.
 func CheckUsername(name string) error {
-	if !usernameRE.MatchString(name) {
+	if !usernameRE.Match(name) {
 		return fmt.Errorf("%w: username %q: want 2 to 64 characters: a lower-case letter, then lower-case letters, digits, '.', '_' or '-'", ErrInvalid, name)
 	}
 	return nil
@@ -33,7 +33,7 @@ func CheckUsername(name string) error {
 func normGroups(groups []string) ([]string, error) {
 	var out []string
 	for _, g := range groups {
-		if !groupRE.MatchString(g) {
+		if !groupRE.Match(g) {
 			return nil, fmt.Errorf("%w: group %q: want letters, digits and . _ : / @ -", ErrInvalid, g)
 		}
 		out = append(out, g)

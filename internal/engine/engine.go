@@ -19,7 +19,6 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/clock"
+	"github.com/sluicehq/sluice/internal/namerule"
 	"github.com/sluicehq/sluice/internal/pipeline"
 	"github.com/sluicehq/sluice/internal/store"
 	"github.com/sluicehq/sluice/internal/task"
@@ -242,7 +242,7 @@ type RunRequest struct {
 }
 
 // validID is what run ids may look like: they name a log directory.
-var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+var validID = namerule.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`, 128)
 
 // CreateRun records a new run of p, queued, with every task pending.
 // The store's ErrConflict is returned if the id exists.
@@ -251,7 +251,7 @@ func (e *Engine) CreateRun(ctx context.Context, p *pipeline.Pipeline, req RunReq
 	if req.ID == "" {
 		req.ID = now.Format("20060102T150405Z") + "-" + randomHex(3)
 	}
-	if !validID.MatchString(req.ID) {
+	if !validID.Match(req.ID) {
 		return store.Run{}, fmt.Errorf("creating run of %s: invalid run id %q (letters, digits, '.', '_', '-'; up to 128)", p.Name, req.ID)
 	}
 	if req.LogicalDate == "" {

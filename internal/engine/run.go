@@ -72,7 +72,7 @@ var errAttemptTimeout = errors.New("attempt timed out")
 // the step recording the start has committed, and observers hear of a
 // change only after its commit.
 func (e *Engine) Execute(ctx context.Context, p *pipeline.Pipeline, runID string) (store.Run, error) {
-	if !validID.MatchString(runID) {
+	if !validID.Match(runID) {
 		return store.Run{}, fmt.Errorf("executing run: invalid run id %q", runID)
 	}
 	ctx, untrack, ok := e.running.track(ctx, runID)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/data"
 	"github.com/sluicehq/sluice/internal/expr"
+	"github.com/sluicehq/sluice/internal/namerule"
 	"github.com/sluicehq/sluice/internal/secrets"
 	"github.com/sluicehq/sluice/internal/strictyaml"
 )
@@ -48,11 +49,11 @@ const maxAliasExpansions = 10000
 
 var (
 	// nameRe is the shape of pipeline, namespace, task and param names.
-	nameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,63}$`)
-	// newColumnRe is the shape of a column a step creates (rename, derive):
-	// an identifier, so CEL can address it as row.<name>.
-	newColumnRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
-	envNameRe   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	nameRe = namerule.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`, 64)
+	// identRe is the shape of a column a step creates (rename, derive) and
+	// of a check's name: an identifier, so CEL can address it as row.<name>.
+	identRe   = namerule.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`, 64)
+	envNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 const nameRule = "start with a letter or _, then letters, digits, _ or -, at most 64 characters"
@@ -338,7 +339,7 @@ func (ps *parser) strList(n *yaml.Node, what string, single bool) ([]string, []*
 }
 
 func (ps *parser) name(n *yaml.Node, what, s string) {
-	if !nameRe.MatchString(s) {
+	if !nameRe.Match(s) {
 		ps.errorf(n, "invalid %s name %q: %s", what, s, nameRule)
 	}
 }
@@ -1078,7 +1079,7 @@ func (ps *parser) column(n *yaml.Node, what, name string, creates bool) {
 		return
 	}
 	if creates {
-		if !newColumnRe.MatchString(name) {
+		if !identRe.Match(name) {
 			ps.errorf(n, "%s: invalid new column name %q: start with a letter or _, then letters, digits or _, at most 64 characters", what, name)
 		}
 		return

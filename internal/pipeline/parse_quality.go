@@ -120,7 +120,6 @@ var (
 	relationshipTo     = []string{"task", "column"}
 	customFields       = []string{"name", "expr", "severity", "mostly"}
 	consentFields      = []string{"subject", "purpose", "source"}
-	checkNameRe        = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 )
 
 // checkStep parses {columns: {col: checks}, dataset: {...}, severity: ...}.
@@ -615,7 +614,7 @@ func (ps *parser) custom(n *yaml.Node, what string) (CheckRule, bool) {
 	ok := true
 	if f, has := fields["name"]; has {
 		if s, good := ps.str(f.val, what+": name"); good {
-			if !checkNameRe.MatchString(s) {
+			if !identRe.Match(s) {
 				ps.errorf(ps.resolve(f.val), "%s: name: invalid check name %q: start with a letter or _, then letters, digits or _, at most 64 characters", what, s)
 				ok = false
 			}
