@@ -19,18 +19,17 @@ import (
 const (
 	// phonenumbersInitBudget is what github.com/nyaruka/phonenumbers may
 	// allocate while initialising. With third_party/phonenumbers.patch it
-	// allocates about 0.95 MB (mostly its short-number metadata and
-	// regular expressions); without the patch it parses all of its
-	// metadata at start and allocates about 2.5 MB.
-	phonenumbersInitBudget = 1_500_000
+	// allocates about 0.3 MB (its regular expressions); without the patch
+	// it parses all of its metadata at start and allocates about 2.5 MB.
+	phonenumbersInitBudget = 1_000_000
 
 	// initBudget is what all package initialisers together may allocate:
-	// measured at about 2.95 MB, plus 25%.
-	initBudget = 3_700_000
+	// measured at about 1.88 MB, plus 25%.
+	initBudget = 2_350_000
 
 	// raceInitBudget replaces initBudget under -race, where the runtime and
-	// some packages allocate more: measured at 3.8 to 4.4 MB, plus 25%.
-	raceInitBudget = 5_500_000
+	// some packages allocate more: measured at 2.8 to 3.15 MB, plus 25%.
+	raceInitBudget = 3_950_000
 )
 
 // initTraceLine matches the lines GODEBUG=inittrace=1 prints to stderr, e.g.

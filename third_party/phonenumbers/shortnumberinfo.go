@@ -2,15 +2,26 @@ package phonenumbers
 
 import (
 	"slices"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 )
 
+// shortNumberRegionToMetadataMap is filled from the embedded short-number
+// metadata on first use (see readFromShortNumberRegionToMetadataMap), so
+// programs that link the package but never use it do not pay for parsing
+// the metadata at startup.
 var (
 	shortNumberRegionToMetadataMap = make(map[string]*PhoneMetadata)
+	shortNumberMetadataOnce        sync.Once
 )
 
 func readFromShortNumberRegionToMetadataMap(key string) (*PhoneMetadata, bool) {
+	shortNumberMetadataOnce.Do(func() {
+		if err := loadShortNumberMetadataFromFile(); err != nil {
+			panic(err)
+		}
+	})
 	v, ok := shortNumberRegionToMetadataMap[key]
 	return v, ok
 }
@@ -19,23 +30,14 @@ func writeToShortNumberRegionToMetadataMap(key string, val *PhoneMetadata) {
 	shortNumberRegionToMetadataMap[key] = val
 }
 
-func init() {
-	err := loadShortNumberMetadataFromFile()
-	if err != nil {
-		panic(err)
-	}
+// ShortNumberMetadataCollection returns the embedded short-number metadata
+// collection, parsed once and cached. It is safe to call concurrently,
+// including with the first use of the rest of the package.
+func ShortNumberMetadataCollection() (*PhoneMetadataCollection, error) {
+	return parseShortNumberMetadataCollection()
 }
 
-var (
-	currShortNumberMetadataColl *PhoneMetadataCollection
-	shortNumberReloadMetadata   = true
-)
-
-func ShortNumberMetadataCollection() (*PhoneMetadataCollection, error) {
-	if !shortNumberReloadMetadata {
-		return currShortNumberMetadataColl, nil
-	}
-
+var parseShortNumberMetadataCollection = sync.OnceValues(func() (*PhoneMetadataCollection, error) {
 	rawBytes, err := decodeUnzip(shortNumberData)
 	if err != nil {
 		return nil, err
@@ -43,16 +45,13 @@ func ShortNumberMetadataCollection() (*PhoneMetadataCollection, error) {
 
 	metadataCollection := &PhoneMetadataCollection{}
 	err = proto.Unmarshal(rawBytes, metadataCollection)
-	shortNumberReloadMetadata = false
 	return metadataCollection, err
-}
+})
 
 func loadShortNumberMetadataFromFile() error {
 	metadataCollection, err := ShortNumberMetadataCollection()
 	if err != nil {
 		return err
-	} else if currShortNumberMetadataColl == nil {
-		currShortNumberMetadataColl = metadataCollection
 	}
 
 	metadataList := metadataCollection.GetMetadata()
