@@ -35,18 +35,23 @@ func TestStmtCacheReusesStatements(t *testing.T) {
 	if err := runTask(ctx, db, "r", "a"); err != nil {
 		t.Fatal(err)
 	}
-
-	// The first transactions ran their texts unprepared and prepared them
-	// once they ended; from now on the writer prepares nothing.
-	for _, q := range []string{qSetTaskState, qGetTaskRun, qStartTaskRun, qInsertAttempt, qGetAttempt, qFinishTaskRun, qFinishAttempt} {
-		if db.writeStmts.lookup(q) == nil {
-			t.Errorf("writer cache misses %.40q after its first transaction", q)
-		}
+	// A text used once is not prepared: a one-shot command would parse it
+	// twice for nothing.
+	if db.writeStmts.lookup(qInsertRun) != nil {
+		t.Error("writer prepared the run insert after its one use")
 	}
-	writes := db.writeStmts.prepares
 	if err := runTask(ctx, db, "r", "b"); err != nil {
 		t.Fatal(err)
 	}
+
+	// The first two transactions ran their texts unprepared and prepared
+	// them after the second; from now on the writer prepares nothing.
+	for _, q := range []string{qSetTaskState, qGetTaskRun, qStartTaskRun, qInsertAttempt, qGetAttempt, qFinishTaskRun, qFinishAttempt} {
+		if db.writeStmts.lookup(q) == nil {
+			t.Errorf("writer cache misses %.40q after its second transaction", q)
+		}
+	}
+	writes := db.writeStmts.prepares
 	if err := runTask(ctx, db, "r", "c"); err != nil {
 		t.Fatal(err)
 	}
@@ -191,8 +196,10 @@ func TestStmtCacheClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	if _, err := db.CreateRun(ctx, store.NewRun{ID: "r", Tasks: []string{"t"}}); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"r", "r1"} { // the writer prepares a text at its second use
+		if _, err := db.CreateRun(ctx, store.NewRun{ID: id, Tasks: []string{"t"}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := db.GetRun(ctx, "r"); err != nil {
 		t.Fatal(err)
