@@ -28,7 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$work/sluice" ./cmd/sluice
+CGO_ENABLED=0 go build -o "$work/sluice" ./cmd/sluice # as `make build` builds it
 go build -o "$work/apiseed" ./bench/apiseed
 
 t0=$EPOCHREALTIME

@@ -24,7 +24,7 @@ PG=${PG:-postgres://postgres@127.0.0.1:5432/test}
 work=$(mktemp -d /tmp/sluice-data.XXXXXX)
 trap 'rm -rf "$work"; psql "$PG" -qc "DROP TABLE IF EXISTS bench_customers" >/dev/null 2>&1 || true' EXIT
 
-go build -o "$work/sluice" ./cmd/sluice
+CGO_ENABLED=0 go build -o "$work/sluice" ./cmd/sluice # as `make build` builds it
 go build -o "$work/gen" ./bench/gen
 go build -o "$work/naive" ./bench/naive
 "$work/gen" -n "$N" -o "$work/customers.csv"
