@@ -17,7 +17,7 @@ import (
 	"unicode"
 
 	"github.com/robfig/cron/v3"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/sluicehq/sluice/internal/data"
 	"github.com/sluicehq/sluice/internal/expr"

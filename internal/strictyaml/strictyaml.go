@@ -29,7 +29,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // maxAliasExpansions bounds how many alias dereferences one Decode follows,

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/sluicehq/sluice/internal/data"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Columns is the `schema:` setting of a file connector: a YAML mapping of

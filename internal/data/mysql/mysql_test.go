@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicehq/sluice/internal/data"
 	"github.com/sluicehq/sluice/internal/data/datatest"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // testDSN is the server the tests use: SLUICE_TEST_MYSQL_DSN, or the local

@@ -15,7 +15,7 @@ import (
 	"github.com/sluicehq/sluice/internal/data"
 	"github.com/sluicehq/sluice/internal/data/datatest"
 	"github.com/sluicehq/sluice/internal/data/fileio"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 type quarantine struct {
