@@ -175,8 +175,9 @@ type driver struct {
 	launches []launch
 	timers   []pendingRetry
 
-	claimed  bool // the lease is ours (committed)
-	released bool // the run's end and the lease's release are committed
+	claimed   bool // the lease is ours (committed)
+	releasing bool // the step in progress records the run's end and releases the lease
+	released  bool // the run's end and the lease's release are committed
 }
 
 // errRunDone ends the first step without writing: the run is final already.
@@ -227,10 +228,10 @@ func (d *driver) adopt(run store.Run) error {
 
 // step runs fn in one store transaction, through which every write of fn
 // goes (d.st). Once it commits, the events it produced are sent, the
-// retry timers it set are armed and the attempts it started are launched;
-// if it fails, none of that happens, and the
-// caller stops driving: the store, not the driver's memory, is then the
-// truth a later Execute resumes from.
+// retry timers it set are armed and the attempts it started are launched.
+// If it fails, none of that happens and the caller stops driving: the
+// store, not the driver's memory, is then the truth a later Execute
+// resumes from.
 func (d *driver) step(fn func(ctx context.Context) error) error {
 	ctx, done := d.storeCtx()
 	defer done()
@@ -241,9 +242,12 @@ func (d *driver) step(fn func(ctx context.Context) error) error {
 	})
 	events, launches, timers := d.events, d.launches, d.timers
 	d.events, d.launches, d.timers = nil, nil, nil
+	releasing := d.releasing
+	d.releasing = false
 	if err != nil {
 		return err
 	}
+	d.released = d.released || releasing
 	for _, ev := range events {
 		d.e.emit(ev)
 	}
@@ -739,7 +743,7 @@ func (d *driver) finish(ctx context.Context) error {
 		return err
 	}
 	run.Owner, run.LeaseExpiresAt = "", time.Time{}
-	d.run, d.released = run, true
+	d.run, d.releasing = run, true
 	d.event(Event{Kind: RunFinished, RunID: run.ID, State: string(run.State), Err: msg, At: now, Duration: now.Sub(run.StartedAt)})
 	return nil
 }
