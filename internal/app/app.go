@@ -92,19 +92,37 @@ func Open(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	redactor := secrets.NewRedactor()
 	logger := NewLogger(out, cfg.LogLevel, cfg.LogFormat, redactor)
 
-	db, err := sqlite.Open(ctx, filepath.Join(home, StoreFile), sqlite.Options{Synchronous: cfg.Synchronous})
-	if err != nil {
-		return nil, fmt.Errorf("opening store: %w", err)
-	}
 	getenv := opts.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	kek, created, err := openKEK(home, getenv)
-	if err != nil {
-		db.Close()
-		return nil, err
+	// The store and the key-encryption key do not depend on each other;
+	// opening them at once overlaps their fsyncs, most of the cost of a
+	// new state directory.
+	type kekResult struct {
+		kek     keys.KEK
+		created string
+		err     error
 	}
+	kekc := make(chan kekResult, 1)
+	go func() {
+		kek, created, err := openKEK(home, getenv)
+		kekc <- kekResult{kek, created, err}
+	}()
+	db, err := sqlite.Open(ctx, filepath.Join(home, StoreFile), sqlite.Options{Synchronous: cfg.Synchronous})
+	k := <-kekc
+	if err != nil {
+		if k.created != "" {
+			// Said here or never: the next start finds the key existing.
+			return nil, fmt.Errorf("opening store: %w (a new key-encryption key was created in %s: back it up, see docs/keys.md)", err, k.created)
+		}
+		return nil, fmt.Errorf("opening store: %w", err)
+	}
+	if k.err != nil {
+		db.Close()
+		return nil, k.err
+	}
+	kek, created := k.kek, k.created
 	kr := keys.New(db, kek, keys.Options{})
 	svc := secrets.NewService(db, kr, redactor, clock.Real{})
 	connectors := data.Builtin
