@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/access"
 	"github.com/sluicehq/sluice/internal/app"
+	"github.com/sluicehq/sluice/internal/audit"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/pipeline"
 	"github.com/sluicehq/sluice/internal/store"
@@ -80,14 +81,17 @@ start a fresh run anyway with --new.`,
 				}
 				ev := cliEvent(e, "run.trigger", "pipeline:"+p.Namespace+"/"+p.Name, map[string]string{"logical_date": date})
 				who.stamp(&ev)
-				if err := auditFirst(ctx, a2, ev); err != nil {
+				// The run and the record of its trigger commit together.
+				var run store.Run
+				err = audit.Do(ctx, a2.Store, ev, func(tx store.Store) error {
+					var err error
+					run, err = a2.Engine.CreateRunIn(ctx, tx, p, engine.RunRequest{LogicalDate: date, Params: resolved, Trigger: "manual"})
 					return err
-				}
-				run, err := a2.Engine.CreateRun(ctx, p, engine.RunRequest{LogicalDate: date, Params: resolved, Trigger: "manual"})
+				})
 				if err != nil {
-					auditFailed(ctx, e, a2, ev, err)
 					return err
 				}
+				auditCheckpoint(ctx, a2)
 				return execute(ctx, e, a2, pr, p, run)
 			})
 		},

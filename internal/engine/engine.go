@@ -247,6 +247,13 @@ var validID = namerule.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`, 128)
 // CreateRun records a new run of p, queued, with every task pending.
 // The store's ErrConflict is returned if the id exists.
 func (e *Engine) CreateRun(ctx context.Context, p *pipeline.Pipeline, req RunRequest) (store.Run, error) {
+	return e.CreateRunIn(ctx, e.store, p, req)
+}
+
+// CreateRunIn is CreateRun recording the run through st, a transaction of
+// the caller's: the run then commits with what else the caller writes in
+// it, such as the audit record of the trigger (see audit.Do).
+func (e *Engine) CreateRunIn(ctx context.Context, st store.Store, p *pipeline.Pipeline, req RunRequest) (store.Run, error) {
 	now := e.clock.Now().UTC()
 	if req.ID == "" {
 		req.ID = now.Format("20060102T150405Z") + "-" + randomHex(3)
@@ -269,7 +276,7 @@ func (e *Engine) CreateRun(ctx context.Context, p *pipeline.Pipeline, req RunReq
 		}
 		names[i] = t.Name
 	}
-	run, err := e.store.CreateRun(ctx, store.NewRun{
+	run, err := st.CreateRun(ctx, store.NewRun{
 		ID:           req.ID,
 		Namespace:    p.Namespace,
 		Pipeline:     p.Name,
