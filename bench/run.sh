@@ -49,7 +49,7 @@ measure() {
 	done
 	local med
 	med=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-	echo "$med $((rss / 1024))"
+	echo "$med $(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')"
 }
 
 pipeline() { # name count sequential?
@@ -69,7 +69,7 @@ pipeline() { # name count sequential?
 }
 
 echo "== orchestration overhead (median of $REPEAT runs, fresh state directory each run)"
-printf '%-28s %10s %12s\n' case seconds "peak RSS MB"
+printf '%-28s %10s %12s\n' case seconds "peak RSS MiB"
 printf '%-28s %10s %12s\n' "sluice version" $(measure "" "$work/sluice" version)
 for c in "single 1 seq" "sequential100 100 seq" "independent100 100 par"; do
 	set -- $c
@@ -95,7 +95,7 @@ tasks:
           email_domain: "row.email.split('@')[1]"
     load: {jsonl: {path: out.jsonl}, classification: restricted}
 YAML
-printf '%-12s %10s %14s %12s\n' records seconds records/s "peak RSS MB"
+printf '%-12s %10s %14s %12s\n' records seconds records/s "peak RSS MiB"
 for n in $SIZES; do
 	"$work/gen" -n "$n" -o "$work/customers.csv"
 	res=$(REPEAT=$(( n > 2000000 ? 1 : 3 )) measure "$work/home-data" "$work/sluice" --home "$work/home-data" run "$work/data.yaml")
