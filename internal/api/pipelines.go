@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/access"
+	"github.com/sluicehq/sluice/internal/audit"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/pipeline"
 	"github.com/sluicehq/sluice/internal/schedule"
@@ -524,11 +525,15 @@ func (a *API) triggerRun(w http.ResponseWriter, r *http.Request, c *Call) error 
 	if err := a.d.Scheduler.PrepareWorkspace(ref.Namespace, ref.Pipeline); err != nil {
 		return err
 	}
-	if err := a.record(r, c, "run.trigger", "pipeline:"+ref.Namespace+"/"+ref.Pipeline,
-		map[string]string{"version": strconv.Itoa(v.Number), "logical_date": date}); err != nil {
+	// The run and the record of its trigger commit together.
+	ev := event(r, c, "run.trigger", "pipeline:"+ref.Namespace+"/"+ref.Pipeline,
+		map[string]string{"version": strconv.Itoa(v.Number), "logical_date": date})
+	var run store.Run
+	err = audit.Do(ctx, a.d.Store, ev, func(tx store.Store) error {
+		var err error
+		run, err = eng.CreateRunIn(ctx, tx, p, engine.RunRequest{LogicalDate: date, Params: params, Trigger: schedule.TriggerManual})
 		return err
-	}
-	run, err := eng.CreateRun(ctx, p, engine.RunRequest{LogicalDate: date, Params: params, Trigger: schedule.TriggerManual})
+	})
 	if err != nil {
 		return fmt.Errorf("triggering %s/%s: %w", ref.Namespace, ref.Pipeline, err)
 	}
