@@ -135,6 +135,7 @@ type result struct {
 type launch struct {
 	ts       *tstate
 	number   int
+	logRel   string            // the attempt's log, relative to the state directory
 	failures int               // the retry budget used before this attempt
 	inputs   map[string]string // upstream task → artifact id
 }
@@ -306,7 +307,10 @@ func (d *driver) drive() (store.Run, error) {
 		return d.advance(ctx)
 	})
 	if errors.Is(err, errRunDone) {
-		return d.run, nil
+		// The claim rolled back with the step: the run as stored.
+		ctx, done := d.storeCtx()
+		defer done()
+		return e.store.GetRun(ctx, d.runID)
 	}
 	if err != nil {
 		return d.run, err
@@ -521,7 +525,7 @@ func (d *driver) dispatch(ctx context.Context) error {
 				inputs[up.t.Name] = up.output
 			}
 		}
-		d.launches = append(d.launches, launch{ts: ts, number: number, failures: ts.failures, inputs: inputs})
+		d.launches = append(d.launches, launch{ts: ts, number: number, logRel: logRel, failures: ts.failures, inputs: inputs})
 		d.event(Event{Kind: TaskStarted, RunID: d.run.ID, Task: ts.t.Name, Attempt: number, State: string(store.TaskRunning), At: now})
 	}
 	return nil
@@ -796,9 +800,8 @@ func (d *driver) runAttempt(l launch) result {
 	e := d.e
 	ts, number := l.ts, l.number
 	t := ts.t
-	logRel := filepath.Join(d.logDir, fmt.Sprintf("%s.%d.log", t.Name, number))
 	startAt := e.clock.Now()
-	res, execErr := d.execute(ts, number, logRel, l.inputs)
+	res, execErr := d.execute(ts, number, l.logRel, l.inputs)
 	endAt := e.clock.Now()
 
 	r := result{idx: ts.idx}
