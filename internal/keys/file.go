@@ -11,6 +11,8 @@ import (
 
 	"github.com/tink-crypto/tink-go/v2/aead"
 	"github.com/tink-crypto/tink-go/v2/keyset"
+
+	"github.com/sluicehq/sluice/internal/durable"
 )
 
 // Where the keyset file lives, and its modes: the KEK is readable by the
@@ -113,7 +115,7 @@ func createKeysetFile(dir, path string) (bool, error) {
 	} else if err != nil {
 		return false, fmt.Errorf("creating KEK keyset %s: %w", path, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return false, fmt.Errorf("creating KEK keyset %s: %w", path, err)
 	}
 	return true, nil
@@ -152,18 +154,6 @@ func writeTemp(dir string, h *keyset.Handle) (string, error) {
 	return name, nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
-}
-
 // persist replaces the keyset file atomically (temporary file, fsync,
 // rename, fsync of the directory) and then the keyset in memory: a crash
 // leaves either the old keyset or the new one, never a torn file.
@@ -177,7 +167,7 @@ func (f *FileKEK) persist(h *keyset.Handle) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("saving KEK keyset %s: %w", f.path, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("saving KEK keyset %s: %w", f.path, err)
 	}
 	return f.swap(h)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/data"
+	"github.com/sluicehq/sluice/internal/durable"
 )
 
 // File modes for everything the connectors create: datasets may hold
@@ -132,7 +133,7 @@ func (a *AtomicFile) Commit() error {
 	if err := a.rename(); err != nil {
 		return err
 	}
-	if err := syncDir(filepath.Dir(a.final)); err != nil {
+	if err := durable.SyncDir(filepath.Dir(a.final)); err != nil {
 		return fmt.Errorf("syncing directory of %s: %w", a.final, err)
 	}
 	return nil
@@ -206,7 +207,7 @@ func CommitAll(files []*AtomicFile) error {
 		dirs[filepath.Dir(a.final)] = true
 	}
 	for d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := durable.SyncDir(d); err != nil {
 			return fmt.Errorf("syncing directory %s: %w", d, err)
 		}
 	}
@@ -238,18 +239,6 @@ func (a *AtomicFile) Abort() error {
 		return fmt.Errorf("removing temporary file of %s: %w", a.final, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // timeLayouts are the timestamp forms the readers accept, most common

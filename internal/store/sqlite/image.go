@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/durable"
 )
 
 //go:generate go run ./internal/genimage -o image.db.gz
@@ -113,8 +115,8 @@ func publishImage(p string, img []byte) (published bool, err error) {
 	if lerr != nil {
 		return false, nil
 	}
-	if err := syncDir(dir); err != nil {
-		return false, err
+	if err := durable.SyncDir(dir); err != nil {
+		return false, fmt.Errorf("publishing database image %s: %w", p, err)
 	}
 	return true, nil
 }
@@ -136,20 +138,6 @@ func writeImage(f *os.File, img []byte) error {
 		return err
 	}
 	return f.Sync()
-}
-
-// syncDir makes the entries of dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing database directory: %w", err)
-	}
-	serr := d.Sync()
-	cerr := d.Close()
-	if err := errors.Join(serr, cerr); err != nil {
-		return fmt.Errorf("syncing database directory %s: %w", dir, err)
-	}
-	return nil
 }
 
 // createEmpty creates an empty database file with FileMode if none exists,
