@@ -208,7 +208,7 @@ func cliEvent(e *env, action, resource string, details map[string]string) audit.
 }
 
 // auditFirst records ev as a success before an action that is not a store
-// write (a key rotation, a decryption, a run): if the record cannot be
+// write (a key rotation, a decryption, a resumed run): if the record cannot be
 // written, the caller must not act.
 func auditFirst(ctx context.Context, ap *app.App, ev audit.Event) error {
 	ev.Outcome = audit.OutcomeSuccess

@@ -88,10 +88,10 @@ start a fresh run anyway with --new.`,
 					run, err = a2.Engine.CreateRunIn(ctx, tx, p, engine.RunRequest{LogicalDate: date, Params: resolved, Trigger: "manual"})
 					return err
 				})
+				auditCheckpoint(ctx, a2)
 				if err != nil {
 					return err
 				}
-				auditCheckpoint(ctx, a2)
 				return execute(ctx, e, a2, pr, p, run)
 			})
 		},
