@@ -443,6 +443,8 @@ func userCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
 		Short: "Manage user accounts (security engineers) and your own password",
+		Args:  args(cobra.NoArgs),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(userAddCommand(e), userListCommand(e), userEnableCommand(e, "disable", true),
 		userEnableCommand(e, "enable", false), userPasswdCommand(e))
@@ -640,6 +642,8 @@ func tokenCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Manage your API tokens (for scripts: SLUICE_TOKEN)",
+		Args:  args(cobra.NoArgs),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(tokenCreateCommand(e), tokenListCommand(e), tokenRevokeCommand(e))
 	return cmd
