@@ -140,8 +140,7 @@ of docs/access.md; a custom role is any set of permissions under a new name,
 refused if it would by itself break a segregation-of-duties rule. Creating
 and deleting roles needs role.manage.`,
 	}
-	cmd.AddCommand(roleListCommand(e), roleCreateCommand(e), roleDeleteCommand(e))
-	return cmd
+	return group(cmd, roleListCommand(e), roleCreateCommand(e), roleDeleteCommand(e))
 }
 
 func roleListCommand(e *env) *cobra.Command {
@@ -259,8 +258,7 @@ security engineer; a privileged one (platform, security, raw data) only
 through 'sluice access request' and the approval of a second security
 engineer. See docs/access.md.`,
 	}
-	cmd.AddCommand(bindingListCommand(e), bindingGrantCommand(e), bindingRevokeCommand(e))
-	return cmd
+	return group(cmd, bindingListCommand(e), bindingGrantCommand(e), bindingRevokeCommand(e))
 }
 
 func bindingListCommand(e *env) *cobra.Command {
@@ -395,9 +393,8 @@ different security engineer: 'access request' files it, 'access approve'
 creates the binding. 'access review' lists every binding with what a
 reviewer needs (granter, last use, expiry, flags) and records the review.`,
 	}
-	cmd.AddCommand(accessRequestCommand(e), accessApproveCommand(e), accessRejectCommand(e),
+	return group(cmd, accessRequestCommand(e), accessApproveCommand(e), accessRejectCommand(e),
 		accessRequestsCommand(e), accessReviewCommand(e))
-	return cmd
 }
 
 func accessRequestCommand(e *env) *cobra.Command {
@@ -696,8 +693,7 @@ SHA-256 and a diff against the previous one. Someone other than the author
 approves it; in a protected namespace only approved versions run on
 schedule. See docs/access.md.`,
 	}
-	cmd.AddCommand(pipelinePushCommand(e), pipelineVersionsCommand(e), pipelineDiffCommand(e), pipelineApproveCommand(e))
-	return cmd
+	return group(cmd, pipelinePushCommand(e), pipelineVersionsCommand(e), pipelineDiffCommand(e), pipelineApproveCommand(e))
 }
 
 func pipelinePushCommand(e *env) *cobra.Command {
@@ -922,5 +918,5 @@ func namespaceCommand(e *env) *cobra.Command {
 			},
 		})
 	}
-	return cmd
+	return group(cmd)
 }

@@ -29,8 +29,7 @@ written does not happen. Signed checkpoints pin the chain's head.
 Nobody can edit or delete audit events through sluice; 'audit verify'
 detects edits made to the database file behind its back. See docs/audit.md.`,
 	}
-	cmd.AddCommand(auditLogCommand(e), auditVerifyCommand(e), auditExportCommand(e), auditCheckpointCommand(e))
-	return cmd
+	return group(cmd, auditLogCommand(e), auditVerifyCommand(e), auditExportCommand(e), auditCheckpointCommand(e))
 }
 
 func auditLogCommand(e *env) *cobra.Command {

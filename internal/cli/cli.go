@@ -85,6 +85,34 @@ func (e *env) writeJSON(v any) error {
 // returns the process exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	root := newRoot(e)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(stderr, "sluice: %s\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "sluice: %s\n", err)
+	// Cobra's own argument errors (unknown command, wrong arity) are usage
+	// errors; everything else our commands return is a failure.
+	if isUsage(err) {
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+// newRoot builds the command tree over e.
+func newRoot(e *env) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "sluice",
 		Short:         "sluice: a security-first data pipeline orchestrator",
@@ -98,10 +126,6 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 			return exitWith(ExitUsage, fmt.Errorf("--output: %q is not one of text, json", e.output))
 		},
 	}
-	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitWith(ExitUsage, err) })
 	pf := root.PersistentFlags()
 	pf.StringVar(&e.home, "home", "", "state directory (default ./.sluice, or $SLUICE_HOME)")
@@ -129,25 +153,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		serverCommand(e),
 		initCommand(e), loginCommand(e), logoutCommand(e), whoamiCommand(e), userCommand(e), tokenCommand(e),
 	)
-
-	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return ExitOK
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintf(stderr, "sluice: %s\n", ee.err)
-		}
-		return ee.code
-	}
-	fmt.Fprintf(stderr, "sluice: %s\n", err)
-	// Cobra's own argument errors (unknown command, wrong arity) are usage
-	// errors; everything else our commands return is a failure.
-	if isUsage(err) {
-		return ExitUsage
-	}
-	return ExitFailure
+	return root
 }
 
 // usageError marks errors about how a command was called.
@@ -166,6 +172,16 @@ func args(v cobra.PositionalArgs) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// group makes cmd a command that holds subcommands and does nothing itself:
+// alone it prints its help, and an unknown subcommand is a usage error that
+// names it (exit 2) rather than a help page that exits 0.
+func group(cmd *cobra.Command, subs ...*cobra.Command) *cobra.Command {
+	cmd.Args = args(cobra.NoArgs)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	cmd.AddCommand(subs...)
+	return cmd
 }
 
 // Version is the version printed by `sluice version`, set at build time.

@@ -28,8 +28,7 @@ of its own, and every data key is stored wrapped by the key-encryption key
 
 See docs/keys.md for backups and the rotate → rewrap → retire sequence.`,
 	}
-	cmd.AddCommand(keyListCommand(e), keyRotateCommand(e), keyRewrapCommand(e), keyRetireCommand(e))
-	return cmd
+	return group(cmd, keyListCommand(e), keyRotateCommand(e), keyRewrapCommand(e), keyRetireCommand(e))
 }
 
 type keyView struct {

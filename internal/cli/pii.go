@@ -40,8 +40,7 @@ func piiCommand(e *env) *cobra.Command {
 		Use:   "pii",
 		Short: "Find personal data in files",
 	}
-	cmd.AddCommand(piiScanCommand(e))
-	return cmd
+	return group(cmd, piiScanCommand(e))
 }
 
 func piiScanCommand(e *env) *cobra.Command {

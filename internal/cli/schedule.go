@@ -276,8 +276,7 @@ func scheduleCommand(e *env) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(list, pauseCommand(e, true), pauseCommand(e, false))
-	return cmd
+	return group(cmd, list, pauseCommand(e, true), pauseCommand(e, false))
 }
 
 // pauseCommand is `schedule pause` (pause) or `schedule resume`.

@@ -39,8 +39,7 @@ A value is never taken from the command line, where it would land in shell
 history and process listings: 'set' reads it from stdin, or prompts for it
 without echo on a terminal.`,
 	}
-	cmd.AddCommand(secretSetCommand(e), secretListCommand(e), secretRmCommand(e))
-	return cmd
+	return group(cmd, secretSetCommand(e), secretListCommand(e), secretRmCommand(e))
 }
 
 func secretSetCommand(e *env) *cobra.Command {

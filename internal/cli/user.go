@@ -443,12 +443,9 @@ func userCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
 		Short: "Manage user accounts (security engineers) and your own password",
-		Args:  args(cobra.NoArgs),
-		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(userAddCommand(e), userListCommand(e), userEnableCommand(e, "disable", true),
+	return group(cmd, userAddCommand(e), userListCommand(e), userEnableCommand(e, "disable", true),
 		userEnableCommand(e, "enable", false), userPasswdCommand(e))
-	return cmd
 }
 
 // signedInUser is signedIn for commands that need a signed-in account:
@@ -642,11 +639,8 @@ func tokenCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Manage your API tokens (for scripts: SLUICE_TOKEN)",
-		Args:  args(cobra.NoArgs),
-		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(tokenCreateCommand(e), tokenListCommand(e), tokenRevokeCommand(e))
-	return cmd
+	return group(cmd, tokenCreateCommand(e), tokenListCommand(e), tokenRevokeCommand(e))
 }
 
 // parseExpiry reads "30d" or a Go duration ("12h").
