@@ -11,51 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicehq/sluice/internal/data"
+	"github.com/sluicehq/sluice/internal/data/datatest"
 )
-
-// readAll drains a source, copying every batch's rows out.
-func readAll(t *testing.T, src data.Source) (rows [][]any, batches int) {
-	t.Helper()
-	ctx := context.Background()
-	for {
-		b, err := src.Next(ctx)
-		if errors.Is(err, data.ErrEndOfInput) {
-			return rows, batches
-		}
-		if err != nil {
-			t.Fatalf("Next: %v", err)
-		}
-		batches++
-		rows = append(rows, batchRowsOf(b)...)
-	}
-}
-
-func batchRowsOf(b *data.Batch) [][]any {
-	var out [][]any
-	for r := 0; r < b.Len; r++ {
-		row := make([]any, len(b.Cols))
-		for i := range b.Cols {
-			c := &b.Cols[i]
-			if c.IsNull(r) {
-				continue
-			}
-			switch c.Type {
-			case data.String:
-				row[i] = c.Strings[r]
-			case data.Int:
-				row[i] = c.Ints[r]
-			case data.Float:
-				row[i] = c.Floats[r]
-			case data.Bool:
-				row[i] = c.Bools[r]
-			case data.Timestamp:
-				row[i] = c.Times[r]
-			}
-		}
-		out = append(out, row)
-	}
-	return out
-}
 
 func openSource(t *testing.T, cfg *Config, env data.Env) data.Source {
 	t.Helper()
@@ -86,8 +43,8 @@ func TestSourceTypes(t *testing.T) {
 	if got := src.Schema().String(); got != wantSchema {
 		t.Errorf("schema:\n got %s\nwant %s", got, wantSchema)
 	}
-	rows, _ := readAll(t, src)
-	want := [][]any{
+	rows, _ := datatest.ReadAll(t, src)
+	want := []datatest.Row{
 		{"text", "vc", "ch ", int64(1), int64(2), int64(3), 1.5, 2.25, true,
 			time.Date(2024, 5, 1, 12, 34, 56, 789012000, time.UTC), time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC), time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC),
 			"12345678901234567890.0123456789", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
@@ -121,8 +78,8 @@ func TestSourceArgsAreValues(t *testing.T) {
 		Query: "SELECT $1::text AS s, $2::date AS d, length($1) AS n;",
 		Args:  []string{hostile, "{{ .LogicalDate }}"},
 	}
-	rows, _ := readAll(t, openSource(t, cfg, testEnv(nil, nil)))
-	want := [][]any{{hostile, time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC), int64(len(hostile))}}
+	rows, _ := datatest.ReadAll(t, openSource(t, cfg, testEnv(nil, nil)))
+	want := []datatest.Row{{hostile, time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC), int64(len(hostile))}}
 	if diff := cmp.Diff(want, rows); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}
@@ -294,8 +251,8 @@ func TestSourceTLS(t *testing.T) {
 				t.Fatalf("OpenSource: %v", err)
 			}
 			defer src.Close()
-			rows, _ := readAll(t, src)
-			if diff := cmp.Diff([][]any{{tt.wantSSL}}, rows); diff != "" {
+			rows, _ := datatest.ReadAll(t, src)
+			if diff := cmp.Diff([]datatest.Row{{tt.wantSSL}}, rows); diff != "" {
 				t.Errorf("pg_stat_ssl.ssl (-want +got):\n%s", diff)
 			}
 		})
