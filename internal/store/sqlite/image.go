@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/durable"
@@ -50,6 +51,7 @@ func createFile(p string, img []byte) error {
 	} else if !st.IsDir() {
 		return fmt.Errorf("database directory %s: not a directory", dir)
 	}
+	removeStaleImages(p, time.Now())
 	if _, err := os.Lstat(p); err == nil {
 		return nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -83,7 +85,8 @@ func createFile(p string, img []byte) error {
 // process created meanwhile (that file is then used, as if it had been
 // there all along); the directory is synced last, so the new name is
 // durable. A crash leaves either no file at p or the whole image, and at
-// worst a stray temporary file (".NAME.new-*"). It reports false, with no
+// worst a stray temporary file (".NAME.new-*"), which a later open removes
+// (removeStaleImages). It reports false, with no
 // error, when no temporary file can be created or the filesystem cannot
 // make hard links: the caller then creates the database the slow way.
 func publishImage(p string, img []byte) (published bool, err error) {
@@ -119,6 +122,29 @@ func publishImage(p string, img []byte) (published bool, err error) {
 		return false, fmt.Errorf("publishing database image %s: %w", p, err)
 	}
 	return true, nil
+}
+
+// staleImageAge is how old a temporary image file must be before
+// removeStaleImages takes it for a crash's leftover. Writing one takes
+// milliseconds; the margin keeps a slow disk or a stopped process that is
+// still publishing from losing its file.
+const staleImageAge = 10 * time.Minute
+
+// removeStaleImages removes the temporary image files of p (see
+// publishImage) last modified before now - staleImageAge: what a process
+// killed while publishing left behind. It is best effort: a file it cannot
+// remove stays, and the next open tries again.
+func removeStaleImages(p string, now time.Time) {
+	dir, prefix := filepath.Dir(p), "."+filepath.Base(p)+".new-"
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) > staleImageAge {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // writeImage gives f FileMode and fills it with the decompressed img,

@@ -405,3 +405,52 @@ func TestOpenEmptyFile(t *testing.T) {
 		t.Errorf("writing: %v", err)
 	}
 }
+
+// A temporary image left by a process killed while publishing is removed by
+// a later open once it is older than staleImageAge; a recent one, which
+// another process may still be writing, and other files are kept.
+func TestOpenRemovesStaleImages(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sluice.db")
+	old := time.Now().Add(-staleImageAge - time.Minute)
+	files := map[string]time.Time{
+		".sluice.db.new-111": old,        // a crash's leftover
+		".sluice.db.new-222": time.Now(), // being written
+		".other.db.new-333":  old,        // another database's
+		"notes.new-444":      old,
+	}
+	for name, mtime := range files {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(f, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 { // a new database, then an existing one
+		db, err := Open(t.Context(), path, Options{})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for name := range files {
+			_, err := os.Stat(filepath.Join(dir, name))
+			if gone := errors.Is(err, os.ErrNotExist); gone != (name == ".sluice.db.new-111") {
+				t.Errorf("%s: removed = %v (stat: %v)", name, gone, err)
+			}
+		}
+		// The next round's leftover comes from a crash after the image
+		// was published, beside an existing database.
+		f := filepath.Join(dir, ".sluice.db.new-111")
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(f, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
