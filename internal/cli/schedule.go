@@ -100,12 +100,10 @@ it; the command follows the run to its end and prints its summary, or with
 				ev := cliEvent(e, "run.trigger", "pipeline:"+ns+"/"+name,
 					map[string]string{"logical_date": date, "version": fmt.Sprint(v.Number), "detach": fmt.Sprint(detach)})
 				who.stamp(&ev)
-				if err := auditFirst(ctx, a2, ev); err != nil {
-					return err
-				}
-				run, err := sch.Trigger(ctx, schedule.TriggerRequest{Namespace: ns, Pipeline: name, Params: given, LogicalDate: date, Detach: true})
+				// The run and the record of its trigger commit together.
+				run, err := sch.Trigger(ctx, schedule.TriggerRequest{Namespace: ns, Pipeline: name, Params: given, LogicalDate: date, Detach: true, Audit: &ev})
+				auditCheckpoint(ctx, a2)
 				if err != nil {
-					auditFailed(ctx, e, a2, ev, err)
 					return exitWith(ExitFailure, err)
 				}
 				if detach {

@@ -164,7 +164,7 @@ func (s *Scheduler) createTickRun(ctx context.Context, p *pipeline.Pipeline, c C
 	if err != nil {
 		return store.Run{}, false, fmt.Errorf("creating run %s: %w", id, err)
 	}
-	run, err := s.eng.CreateRun(ctx, p, engine.RunRequest{ID: id, LogicalDate: c.LogicalDate(t), Params: params, Trigger: trigger})
+	run, err := s.eng.CreateRunIn(ctx, s.st, p, engine.RunRequest{ID: id, LogicalDate: c.LogicalDate(t), Params: params, Trigger: trigger})
 	if errors.Is(err, store.ErrConflict) {
 		run, err = s.st.GetRun(ctx, id)
 		if err != nil {

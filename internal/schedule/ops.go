@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/audit"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/store"
 )
@@ -23,6 +24,10 @@ type TriggerRequest struct {
 	LogicalDate string
 	// Detach leaves the run queued for a running scheduler to execute.
 	Detach bool
+	// Audit, when set, is the audit event of the trigger: it commits in
+	// the run's creation transaction (audit.Do), so the run exists only
+	// with its record, and a creation that fails is recorded as a failure.
+	Audit *audit.Event
 }
 
 // Trigger creates a manual run and, unless req.Detach, executes it to a
@@ -46,7 +51,17 @@ func (s *Scheduler) Trigger(ctx context.Context, req TriggerRequest) (store.Run,
 			}
 		}
 	}
-	run, err := s.eng.CreateRun(ctx, p, engine.RunRequest{LogicalDate: date, Params: params, Trigger: TriggerManual})
+	rr := engine.RunRequest{LogicalDate: date, Params: params, Trigger: TriggerManual}
+	var run store.Run
+	create := func(st store.Store) (err error) {
+		run, err = s.eng.CreateRunIn(ctx, st, p, rr)
+		return err
+	}
+	if req.Audit != nil {
+		err = audit.Do(ctx, s.st, *req.Audit, create)
+	} else {
+		err = create(s.st)
+	}
 	if err != nil {
 		return store.Run{}, fmt.Errorf("triggering %s/%s: %w", req.Namespace, req.Pipeline, err)
 	}

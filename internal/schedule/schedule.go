@@ -70,7 +70,7 @@ const (
 
 // Engine creates and executes runs; *engine.Engine implements it.
 type Engine interface {
-	CreateRun(ctx context.Context, p *pipeline.Pipeline, req engine.RunRequest) (store.Run, error)
+	CreateRunIn(ctx context.Context, st store.Store, p *pipeline.Pipeline, req engine.RunRequest) (store.Run, error)
 	Execute(ctx context.Context, p *pipeline.Pipeline, runID string) (store.Run, error)
 	Active(run store.Run) bool
 }

@@ -2,9 +2,11 @@ package schedule
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sluicehq/sluice/internal/access"
+	"github.com/sluicehq/sluice/internal/audit"
 	"github.com/sluicehq/sluice/internal/clock"
 	"github.com/sluicehq/sluice/internal/engine"
 	"github.com/sluicehq/sluice/internal/keys"
@@ -575,6 +578,51 @@ func TestTrigger(t *testing.T) {
 	}
 	if _, err := s.Trigger(t.Context(), TriggerRequest{Namespace: "crm", Pipeline: "nope"}); err == nil {
 		t.Error("triggering an unknown pipeline succeeded")
+	}
+}
+
+// A trigger given its audit event commits the run with the record; one
+// that cannot create its run leaves only a failure record; an event that
+// could not be recorded stops the trigger before anything is created.
+func TestTriggerAudited(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	en := newEnv(t, utc(2026, 3, 1, 12, 0))
+	en.push("crm", "manual", "")
+	s := en.scheduler(nil)
+	ev := audit.Event{Actor: "ann", Action: "run.trigger", Resource: "pipeline:crm/manual", Source: audit.SourceCLI}
+	req := TriggerRequest{Namespace: "crm", Pipeline: "manual", Detach: true, Audit: &ev}
+
+	run, err := s.Trigger(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := req
+	bad.LogicalDate = "2026-13-45" // the engine refuses to create the run
+	if _, err := s.Trigger(ctx, bad); err == nil {
+		t.Error("a trigger with logical date 2026-13-45 succeeded")
+	}
+	unrecordable := ev
+	unrecordable.Actor = ""
+	bad = req
+	bad.Audit = &unrecordable
+	if _, err := s.Trigger(ctx, bad); !errors.Is(err, audit.ErrInvalidEvent) {
+		t.Errorf("a trigger whose event cannot be recorded: %v, want %v", err, audit.ErrInvalidEvent)
+	}
+
+	if runs := en.runs("crm", "manual"); len(runs) != 1 || !strings.HasPrefix(runs[0], run.ID+" ") {
+		t.Errorf("runs = %q, want only %s", runs, run.ID)
+	}
+	entries, err := audit.List(ctx, en.store, store.AuditFilter{Action: "run.trigger"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, string(e.Outcome)+" "+e.Reason)
+	}
+	if len(got) != 2 || got[0] != "success " || !strings.HasPrefix(got[1], "failure creating run of manual: logical date") {
+		t.Errorf("audit records = %q, want a success, then the failure of the bad date", got)
 	}
 }
 

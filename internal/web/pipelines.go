@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
@@ -325,8 +324,9 @@ func (u *UI) approve(w http.ResponseWriter, r *http.Request, v *viewer) error {
 }
 
 // trigger queues a manual run of the newest runnable version for the
-// server's scheduler, recording the trigger in the audit log first (as
-// `sluice trigger` does), and opens the run's page.
+// server's scheduler, the run and the audit record of its trigger
+// committing together (as with `sluice trigger` and the API), and opens
+// the run's page.
 func (u *UI) trigger(w http.ResponseWriter, r *http.Request, v *viewer) error {
 	ctx := r.Context()
 	ns, name := r.PathValue("namespace"), r.PathValue("name")
@@ -340,20 +340,13 @@ func (u *UI) trigger(w http.ResponseWriter, r *http.Request, v *viewer) error {
 		return err
 	}
 	ev := audit.Event{Actor: v.P.Actor, Action: "run.trigger", Resource: "pipeline:" + ns + "/" + name,
-		Outcome: audit.OutcomeSuccess, Source: audit.SourceAPI, Address: server.ClientIP(r),
+		Source: audit.SourceAPI, Address: server.ClientIP(r),
 		RequestID: server.RequestID(ctx), Details: map[string]string{"version": strconv.Itoa(ver.Number), "via": "ui"}}
-	if err := audit.Record(ctx, u.d.Store, ev); err != nil {
-		return fmt.Errorf("recording the trigger: %w", err)
-	}
 	if err := u.d.Scheduler.PrepareWorkspace(ns, name); err != nil {
 		return err
 	}
-	run, err := u.d.Scheduler.Trigger(ctx, schedule.TriggerRequest{Namespace: ns, Pipeline: name, Detach: true})
+	run, err := u.d.Scheduler.Trigger(ctx, schedule.TriggerRequest{Namespace: ns, Pipeline: name, Detach: true, Audit: &ev})
 	if err != nil {
-		ev.Outcome, ev.Reason, ev.Time = audit.OutcomeFailure, err.Error(), u.d.Clock.Now()
-		if rerr := audit.Record(ctx, u.d.Store, ev); rerr != nil {
-			server.Logger(ctx).Error("recording a failed trigger", slog.String(keyError, rerr.Error()))
-		}
 		if errors.Is(err, pipeline.ErrParams) {
 			return &server.Error{Code: server.CodeInvalid, Message: err.Error(), Err: err}
 		}
