@@ -245,8 +245,8 @@ func allocSections(path string) ([]section, error) {
 	defer f.Close()
 	var out []section
 	for _, s := range f.Sections {
-		if s.Flags&elf.SHF_ALLOC == 0 || s.Size == 0 {
-			continue
+		if s.Flags&elf.SHF_ALLOC == 0 || s.Flags&elf.SHF_TLS != 0 || s.Size == 0 {
+			continue // not loaded, or a template for each thread's storage
 		}
 		name := s.Name
 		if s.Flags&elf.SHF_WRITE != 0 {
