@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice/internal/clock"
@@ -151,9 +152,12 @@ type pendingRetry struct {
 type driver struct {
 	e      *Engine
 	p      *pipeline.Pipeline
-	runID  string
+	runID  string // d.run.ID, fixed: the heartbeat reads it while the loop replaces d.run
 	run    store.Run
 	parent context.Context // Execute's ctx: cancelled means the run is cancelled
+	// ending is set once a step records the run's end and releases the
+	// lease: a renewal refused after that commits is no lost lease.
+	ending atomic.Bool
 	// rctx is cancelled when the parent is, the lease is lost or the
 	// store fails; attempts derive from it.
 	rctx      context.Context
@@ -493,6 +497,10 @@ func (d *driver) drain() error {
 	var first error
 	for d.active > 0 {
 		r := <-d.results
+		if r.abandoned { // nothing to record: no transaction for it
+			d.active--
+			continue
+		}
 		if err := d.step(func(ctx context.Context) error { return d.handle(ctx, r) }); err != nil && first == nil {
 			first = err
 		}
@@ -743,6 +751,7 @@ func (d *driver) finish(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("finishing run: %w", err)
 	}
+	d.ending.Store(true)
 	if err := d.st.ReleaseRun(ctx, run.ID, d.e.owner); err != nil {
 		return err
 	}
@@ -771,15 +780,18 @@ func (d *driver) startHeartbeat() (stop func()) {
 			case <-t.C():
 			}
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(d.parent), e.heartbeat)
-			err := e.store.HeartbeatRun(ctx, d.run.ID, e.owner, e.clock.Now().Add(e.lease))
+			err := e.store.HeartbeatRun(ctx, d.runID, e.owner, e.clock.Now().Add(e.lease))
 			cancel()
+			if (errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound)) && d.ending.Load() {
+				return // renewed after the final step released the lease
+			}
 			if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-				e.log.Error("lost the lease on a run", slog.String("run", d.run.ID), slog.Any("error", err))
+				e.log.Error("lost the lease on a run", slog.String("run", d.runID), slog.Any("error", err))
 				d.cancel(fmt.Errorf("%w: %w", ErrLeaseLost, err))
 				return
 			}
 			if err != nil {
-				e.log.Warn("renewing lease", slog.String("run", d.run.ID), slog.Any("error", err))
+				e.log.Warn("renewing lease", slog.String("run", d.runID), slog.Any("error", err))
 			}
 		}
 	}()
