@@ -128,28 +128,9 @@ func writeTemp(dir string, h *keyset.Handle) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	f, err := os.CreateTemp(dir, ".kek-*.tmp")
+	name, err := durable.WriteTemp(dir, ".kek-*.tmp", b, KeyFileMode)
 	if err != nil {
-		return "", fmt.Errorf("creating temporary keyset file: %w", err)
-	}
-	name := f.Name()
-	fail := func(err error) (string, error) {
-		_ = f.Close()
-		_ = os.Remove(name)
-		return "", err
-	}
-	if err := f.Chmod(KeyFileMode); err != nil {
-		return fail(fmt.Errorf("restricting temporary keyset file: %w", err))
-	}
-	if _, err := f.Write(b); err != nil {
-		return fail(fmt.Errorf("writing temporary keyset file: %w", err))
-	}
-	if err := f.Sync(); err != nil {
-		return fail(fmt.Errorf("syncing temporary keyset file: %w", err))
-	}
-	if err := f.Close(); err != nil {
-		_ = os.Remove(name)
-		return "", fmt.Errorf("closing temporary keyset file: %w", err)
+		return "", fmt.Errorf("temporary keyset file: %w", err)
 	}
 	return name, nil
 }
@@ -158,16 +139,11 @@ func writeTemp(dir string, h *keyset.Handle) (string, error) {
 // rename, fsync of the directory) and then the keyset in memory: a crash
 // leaves either the old keyset or the new one, never a torn file.
 func (f *FileKEK) persist(h *keyset.Handle) error {
-	dir := filepath.Dir(f.path)
-	tmp, err := writeTemp(dir, h)
+	b, err := marshalJSONKeyset(h)
 	if err != nil {
-		return fmt.Errorf("saving KEK keyset %s: %w", f.path, err)
+		return err
 	}
-	if err := os.Rename(tmp, f.path); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("saving KEK keyset %s: %w", f.path, err)
-	}
-	if err := durable.SyncDir(dir); err != nil {
+	if err := durable.WriteFile(f.path, b, KeyFileMode); err != nil {
 		return fmt.Errorf("saving KEK keyset %s: %w", f.path, err)
 	}
 	return f.swap(h)

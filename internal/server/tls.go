@@ -20,6 +20,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/durable"
 )
 
 // File names and modes of the generated certificate, under <state>/tls.
@@ -113,11 +115,11 @@ func SelfSignedCert(dir string, hosts []string, now time.Time) (Cert, error) {
 	}
 	// The key first: a certificate without its key is never left behind
 	// for the next start to load.
-	if err := writeFileAtomic(keyPath, keyPEM); err != nil {
-		return Cert{}, err
+	if err := durable.WriteFile(keyPath, keyPEM, tlsFileMode); err != nil {
+		return Cert{}, fmt.Errorf("writing %s: %w", keyPath, err)
 	}
-	if err := writeFileAtomic(certPath, certPEM); err != nil {
-		return Cert{}, err
+	if err := durable.WriteFile(certPath, certPEM, tlsFileMode); err != nil {
+		return Cert{}, fmt.Errorf("writing %s: %w", certPath, err)
 	}
 	c, err = tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
@@ -194,36 +196,6 @@ func generateSelfSigned(hosts []string, now time.Time) (certPEM, keyPEM []byte, 
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
-}
-
-// writeFileAtomic writes data to a temporary file with mode 0600 beside
-// path, syncs it and renames it over path.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename there is nothing to remove
-	if err := f.Chmod(tlsFileMode); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }
 
 // Fingerprint is the SHA-256 of a DER certificate as colon-separated
