@@ -109,9 +109,9 @@ func publishImage(p string, img []byte) (published bool, err error) {
 		return false, fmt.Errorf("writing database image %s: %w", tmp, err)
 	}
 	lerr := os.Link(tmp, p)
-	if err := os.Remove(tmp); err != nil && lerr == nil {
-		return false, fmt.Errorf("removing database image %s: %w", tmp, err)
-	}
+	// A temporary file that cannot be removed now is a later open's to
+	// remove (removeStaleImages); the database is published either way.
+	_ = os.Remove(tmp)
 	if errors.Is(lerr, fs.ErrExist) {
 		return true, nil
 	}

@@ -411,7 +411,7 @@ func (o ops) SetTaskState(ctx context.Context, p store.SetTaskState) (store.Task
 }
 
 func taskStatesJSON(from []store.TaskState, to store.TaskState) (string, error) {
-	if validTaskState(to) && to == store.TaskRunning {
+	if to == store.TaskRunning {
 		return "", errors.New("a task run becomes running only by starting an attempt")
 	}
 	return statesJSON(from, to, validTaskState, "task")

@@ -14,7 +14,7 @@
 // pre-built image of a database already migrated and already in WAL mode
 // (see newImage), then migrate stamps it and applies any migration newer
 // than the image. Executing the DDL statement by statement and switching
-// the file to WAL through a rollback journal (four fsyncs) were most of the
+// the file to WAL through a rollback journal (seven fsyncs) were most of the
 // cost of a user's first `sluice run`; the image costs one file write and
 // two fsyncs, of the file and of its directory.
 //
