@@ -18,8 +18,8 @@ func TestValidNameCharsMatchesNamePattern(t *testing.T) {
 		names = append(names, string(rune(c)), "a"+string([]byte{byte(c)}), string([]byte{byte(c)})+"a")
 	}
 	for _, name := range names {
-		if got, want := validNameChars(name), re.MatchString(name); got != want {
-			t.Errorf("validNameChars(%q) = %v, NamePattern says %v", name, got, want)
+		if got, want := nameRule.Match(name), re.MatchString(name); got != want {
+			t.Errorf("nameRule.Match(%q) = %v, NamePattern says %v", name, got, want)
 		}
 	}
 }
