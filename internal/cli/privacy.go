@@ -175,7 +175,7 @@ deletion (listed with --output json).`,
 				done, err := j.Sweep(ctx)
 				if len(done) > 0 {
 					if aerr := recordAudit(ctx, ap.Store, who.Actor, "data.retention_delete", "",
-						map[string]string{"artifacts": fmt.Sprint(len(done))}); aerr != nil {
+						privacy.RetentionDetails(done)); aerr != nil {
 						err = errors.Join(err, aerr)
 					}
 				}

@@ -118,8 +118,7 @@ func (j *Janitor) sweepAndRecord(ctx context.Context) {
 		// happen.
 		aerr := audit.Record(context.WithoutCancel(ctx), j.Store, audit.Event{
 			Actor: JanitorActor, Action: "data.retention_delete", Outcome: audit.OutcomeSuccess,
-			Source: audit.SourceEngine, Details: map[string]string{"artifacts": fmt.Sprint(len(done)),
-				"data_keys_destroyed": strings.Join(DestroyedKeys(done), ",")},
+			Source: audit.SourceEngine, Details: RetentionDetails(done),
 		})
 		if aerr != nil {
 			err = errors.Join(err, fmt.Errorf("recording the deletions in the audit log: %w", aerr))
@@ -205,6 +204,13 @@ func (j *Janitor) Sweep(ctx context.Context) ([]store.ArtifactDeletion, error) {
 			done = append(done, d)
 		}
 	}
+}
+
+// RetentionDetails are the details of the data.retention_delete audit
+// record of a sweep's deletions, whoever ran it: how many datasets, and
+// the data keys destroyed with them.
+func RetentionDetails(done []store.ArtifactDeletion) map[string]string {
+	return map[string]string{"artifacts": fmt.Sprint(len(done)), "data_keys_destroyed": strings.Join(DestroyedKeys(done), ",")}
 }
 
 // destroyedPrefix introduces the destroyed data keys in an
