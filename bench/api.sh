@@ -8,9 +8,9 @@
 #      history (keyset paging: it must cost what the first page costs);
 #   3. saturation: as fast as 16 connections go — requests/s;
 #   4. cases 1 and 3 again with a session secret as the bearer instead of
-#      the API token: token use is written to the audit log on every
-#      request (a durable, hash-chained write), session use is not, so the
-#      difference is the price of that record.
+#      the API token: a token's successful use is recorded at most once a
+#      minute, as a session's is, so this shows that token and session
+#      requests cost the same.
 # wrk2 (constant rate with coordinated-omission correction) is not
 # available, so the pacing is wrk's per-request delay(): latency excludes
 # the delay, and a slow response delays that connection's next request.

@@ -178,7 +178,8 @@ two-person rule (one requests, another approves) from the start.`,
 				fmt.Fprintf(e.stdout, "Each holds the %s role. Next steps:\n"+
 					"  1. sluice login %s          (choose a new password, enrol an authenticator app)\n"+
 					"  2. sluice user add NAME      (one account per person)\n"+
-					"  3. sluice access grant / request ...  (give them roles; see docs/identity.md)\n",
+					"  3. sluice binding grant NAME ROLE  (give them roles; privileged roles: sluice access request;\n"+
+					"                                     see docs/identity.md)\n",
 					access.RoleSecurityEngineer, out[0].Username)
 				return nil
 			})
