@@ -182,8 +182,8 @@ func (e *env) configDir() (string, error) {
 }
 
 // sessionPath is the file holding the session saved for the state
-// directory home: sessions/<first 16 hex digits of SHA-256(absolute
-// home)>, so that each state directory has its own sign-in.
+// directory home: sessions/<hashKey(absolute home)>, so that each state
+// directory has its own sign-in.
 func (e *env) sessionPath(home string) (string, error) {
 	dir, err := e.configDir()
 	if err != nil {
@@ -193,8 +193,14 @@ func (e *env) sessionPath(home string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("state directory %q: %w", home, err)
 	}
-	sum := sha256.Sum256([]byte(abs))
-	return filepath.Join(dir, "sessions", hex.EncodeToString(sum[:])[:16]), nil
+	return filepath.Join(dir, "sessions", hashKey(abs)), nil
+}
+
+// hashKey names a saved credential file after what it belongs to (a state
+// directory, a server URL): the first 16 hex digits of its SHA-256.
+func hashKey(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])[:16]
 }
 
 // savedSession is the content of a session file.
@@ -207,48 +213,70 @@ type savedSession struct {
 // readSession returns the session secret saved at path, or "" when there
 // is none.
 func readSession(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("reading the saved session: %w", err)
-	}
 	var s savedSession
-	if err := json.Unmarshal(b, &s); err != nil || s.Session == "" {
-		return "", fmt.Errorf("saved session %s is malformed: remove it and sign in again", path)
+	if _, err := readSaved(path, "saved session", &s, func() bool { return s.Session != "" }); err != nil {
+		return "", err
 	}
 	return s.Session, nil
 }
 
-// writeSession saves a session secret at path, mode 0600 in a 0700
-// directory: it is a bearer credential.
+// writeSession saves a session secret at path (see writePrivate): it is a
+// bearer credential.
 func writeSession(path string, s savedSession) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("restricting %s to 0700: %w", dir, err)
-	}
 	b, err := json.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("encoding the session: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".session-*")
+	return writePrivate(path, b)
+}
+
+// readSaved reads the saved credential file at path (a session or a
+// server login, named by what in errors) into v. ok is false when there is
+// none; a file that is not JSON, or for which complete says false, is
+// malformed.
+func readSaved(path, what string, v any, complete func() bool) (ok bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
 	if err != nil {
-		return fmt.Errorf("saving the session: %w", err)
+		return false, fmt.Errorf("reading the %s: %w", what, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil || !complete() {
+		return false, fmt.Errorf("%s %s is malformed: remove it and sign in again", what, path)
+	}
+	return true, nil
+}
+
+// writePrivate writes b to path atomically (temporary file, then rename),
+// mode 0600 in a directory restricted to 0700: what it writes is a
+// credential, or says which one is in use.
+func writePrivate(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, loginDirMode); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, loginDirMode); err != nil {
+		return fmt.Errorf("restricting %s to 0700: %w", dir, err)
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("saving %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(loginFileMode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("saving %s: %w", path, err)
+	}
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
-		return fmt.Errorf("saving the session: %w", err)
+		return fmt.Errorf("saving %s: %w", path, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("saving the session: %w", err)
+		return fmt.Errorf("saving %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("saving the session: %w", err)
+		return fmt.Errorf("saving %s: %w", path, err)
 	}
 	return nil
 }

@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/app"
 	"github.com/sluicehq/sluice/internal/client"
+	"github.com/sluicehq/sluice/internal/config"
 )
 
 // Acting on a server.
@@ -30,10 +29,17 @@ import (
 //
 //  1. --local: the state directory, always.
 //  2. SLUICE_SERVER set: that server, with the API token in SLUICE_TOKEN
-//     when it is set, else with the login saved for that server.
-//  3. A login saved by 'sluice login --server URL USER' (the newest one,
+//     when it is set, else with the login saved for that server. It is
+//     the one explicit way to name a server, so it wins over --home and
+//     SLUICE_HOME.
+//  3. A state directory named with --home (or, without it, SLUICE_HOME)
+//     other than the one named when signing in to the server: that state
+//     directory, as with --local. A login remembers the state directory
+//     named at 'sluice login --server' (none when none was), so naming the
+//     same one again keeps using the server.
+//  4. A login saved by 'sluice login --server URL USER' (the newest one,
 //     when there are several): that server.
-//  4. Otherwise the state directory, as before any server login.
+//  5. Otherwise the state directory, as before any server login.
 //
 // 'sluice logout' ends the server login, so the commands act locally
 // again.
@@ -53,8 +59,8 @@ const (
 	serversDir = "servers"
 	// currentLogin holds the key of the login the commands use.
 	currentLogin = "current"
-	// loginFileMode and loginDirMode: a saved login holds a bearer
-	// credential.
+	// loginFileMode and loginDirMode: a saved login or session holds a
+	// bearer credential (see writePrivate).
 	loginFileMode = 0o600
 	loginDirMode  = 0o700
 )
@@ -73,23 +79,44 @@ type serverLogin struct {
 	// trusts. Empty when the system roots are trusted.
 	CAFile string `json:"ca_file,omitempty"`
 	CACert string `json:"ca_cert,omitempty"`
+	// Home is the absolute state directory named with --home or
+	// SLUICE_HOME at login, "" when none was: naming another one acts on
+	// it instead of the server.
+	Home string `json:"home,omitempty"`
 }
 
 // remote is a server the command acts on, as one caller.
 type remote struct {
 	c      *client.Client
 	server string
-	// user is the saved login's username ("" with a token); path is the
-	// saved login file ("" with a token).
-	user, path string
-	login      serverLogin
+	// path is the saved login file ("" with a token).
+	path string
+	// login is the saved login (only its Server with a token, so
+	// login.User is "" then).
+	login serverLogin
 }
 
 // serverKey is the file name of the saved login for a canonical server
-// URL: 16 hex digits of its SHA-256.
+// URL (see hashKey).
 func serverKey(server string) string {
-	sum := sha256.Sum256([]byte(server))
-	return hex.EncodeToString(sum[:])[:16] + ".json"
+	return hashKey(server) + ".json"
+}
+
+// namedHome returns the absolute state directory named explicitly, with
+// --home or else SLUICE_HOME, or "" when none is.
+func (e *env) namedHome() (string, error) {
+	home := e.home
+	if home == "" {
+		home = e.getenv(config.EnvHome)
+	}
+	if home == "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(home)
+	if err != nil {
+		return "", fmt.Errorf("state directory %q: %w", home, err)
+	}
+	return abs, nil
 }
 
 // serversPath returns <config dir>/servers.
@@ -104,56 +131,22 @@ func (e *env) serversPath() (string, error) {
 // readServerLogin reads the saved login at path; ok is false when there
 // is none.
 func readServerLogin(path string) (serverLogin, bool, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return serverLogin{}, false, nil
-	}
-	if err != nil {
-		return serverLogin{}, false, fmt.Errorf("reading the saved server login: %w", err)
-	}
 	var l serverLogin
-	if err := json.Unmarshal(b, &l); err != nil || l.Server == "" || l.Session == "" {
-		return serverLogin{}, false, fmt.Errorf("saved server login %s is malformed: remove it and sign in again", path)
+	ok, err := readSaved(path, "saved server login", &l, func() bool { return l.Server != "" && l.Session != "" })
+	if !ok || err != nil {
+		return serverLogin{}, false, err
 	}
 	return l, true, nil
 }
 
-// writePrivate writes b to path atomically (temporary file, then rename),
-// mode 0600 in a directory restricted to 0700.
-func writePrivate(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, loginDirMode); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
-	}
-	if err := os.Chmod(dir, loginDirMode); err != nil {
-		return fmt.Errorf("restricting %s to 0700: %w", dir, err)
-	}
-	tmp, err := os.CreateTemp(dir, ".login-*")
-	if err != nil {
-		return fmt.Errorf("saving %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(loginFileMode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("saving %s: %w", path, err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("saving %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("saving %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("saving %s: %w", path, err)
-	}
-	return nil
-}
-
-// saveServerLogin saves l and makes it the login the commands use.
+// saveServerLogin saves l, with the state directory named for the login
+// (see namedHome), and makes it the login the commands use.
 func (e *env) saveServerLogin(l serverLogin) (string, error) {
 	dir, err := e.serversPath()
 	if err != nil {
+		return "", err
+	}
+	if l.Home, err = e.namedHome(); err != nil {
 		return "", err
 	}
 	b, err := json.MarshalIndent(l, "", "  ")
@@ -247,9 +240,13 @@ func (e *env) remoteFor(cmd *cobra.Command) (*remote, error) {
 		}
 		r, err := e.newRemote(server, []byte(l.CACert), l.Session, l)
 		if r != nil {
-			r.user, r.path = l.User, path
+			r.path = path
 		}
 		return r, err
+	}
+	home, err := e.namedHome()
+	if err != nil {
+		return nil, exitWith(ExitUsage, err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, currentLogin))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -272,9 +269,13 @@ func (e *env) remoteFor(cmd *cobra.Command) (*remote, error) {
 		_ = os.Remove(filepath.Join(dir, currentLogin))
 		return nil, nil
 	}
+	if home != "" && home != l.Home {
+		// A state directory other than the login's is named: act on it.
+		return nil, nil
+	}
 	r, err := e.newRemote(l.Server, []byte(l.CACert), l.Session, l)
 	if r != nil {
-		r.user, r.path = l.User, path
+		r.path = path
 	}
 	return r, err
 }
@@ -320,7 +321,7 @@ func (e *env) fail(r *remote, err error) error {
 		if rerr := e.removeServerLogin(r.path); rerr != nil {
 			fmt.Fprintf(e.stderr, "sluice: %s\n", rerr)
 		}
-		user := r.user
+		user := r.login.User
 		if user == "" {
 			user = "USER"
 		}

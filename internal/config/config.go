@@ -62,6 +62,9 @@ func Default() Config {
 	}
 }
 
+// EnvHome names the state directory when no --home flag does.
+const EnvHome = "SLUICE_HOME"
+
 // Load returns the defaults, overlaid with $HOME/config.yaml if it exists,
 // then with SLUICE_* variables from env. home is the state directory
 // already chosen from flag or environment ("" for the default). Flags are
@@ -69,7 +72,7 @@ func Default() Config {
 func Load(home string, getenv func(string) string) (Config, error) {
 	c := Default()
 	if home == "" {
-		home = getenv("SLUICE_HOME")
+		home = getenv(EnvHome)
 	}
 	if home != "" {
 		c.Home = home
