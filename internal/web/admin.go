@@ -23,11 +23,14 @@ const auditPageSize = 200
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
+// auditRes is the audit log as a resource: "audit:log", as the API and
+// the CLI name it.
+var auditRes = access.Resource{Type: access.ResAudit, Name: "log"}
+
 type auditView struct {
 	Actor, Action string
 	Events        []audit.Entry
 	Truncated     bool
-	CanVerify     bool
 	Verified      *audit.Report
 	VerifyError   string
 }
@@ -35,17 +38,20 @@ type auditView struct {
 // auditPage lists audit events, newest first, filtered by actor and
 // action.
 func (u *UI) auditPage(w http.ResponseWriter, r *http.Request, v *viewer) error {
+	if err := u.authorize(r.Context(), v, access.AuditRead, auditRes); err != nil {
+		return err
+	}
 	return u.renderAudit(w, r, v, nil, "")
 }
 
+// renderAudit renders the audit page with the verification report, if
+// any. The caller has authorized audit.read, once per request, so one
+// page view is one decision in the log.
 func (u *UI) renderAudit(w http.ResponseWriter, r *http.Request, v *viewer, rep *audit.Report, verr string) error {
 	ctx := r.Context()
-	if err := u.authorize(ctx, v, access.AuditRead, access.Resource{Type: access.ResAudit}); err != nil {
-		return err
-	}
 	q := r.URL.Query()
 	view := auditView{Actor: strings.TrimSpace(q.Get("actor")), Action: strings.TrimSpace(q.Get("action")),
-		CanVerify: true, Verified: rep, VerifyError: verr}
+		Verified: rep, VerifyError: verr}
 	es, err := audit.List(ctx, u.d.Store, store.AuditFilter{Actor: view.Actor, Action: view.Action})
 	if err != nil {
 		return err
@@ -63,7 +69,7 @@ func (u *UI) renderAudit(w http.ResponseWriter, r *http.Request, v *viewer, rep 
 // against the keyring, as `sluice audit verify` does, and shows the
 // report above the log.
 func (u *UI) auditVerify(w http.ResponseWriter, r *http.Request, v *viewer) error {
-	if err := u.authorize(r.Context(), v, access.AuditRead, access.Resource{Type: access.ResAudit}); err != nil {
+	if err := u.authorize(r.Context(), v, access.AuditRead, auditRes); err != nil {
 		return err
 	}
 	rep, err := audit.NewCheckpointer(u.d.Store, u.d.Keys, audit.CheckpointOptions{}).Verify(r.Context())

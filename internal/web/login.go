@@ -38,10 +38,14 @@ func safeNext(next string) string {
 
 func (u *UI) loginForm(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if _, err := u.d.API.Authenticate(r); err == nil {
+	_, err := u.d.API.Authenticate(r)
+	if err == nil {
 		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 		return
 	}
+	// A stale session cookie is cleared, so showing the form again does
+	// not record another failed session check.
+	dropStaleSession(w, r, err)
 	u.render(w, r, http.StatusOK, "login", nil, "Sign in", loginView{Next: safeNext(r.URL.Query().Get("next"))})
 }
 

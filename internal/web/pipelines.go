@@ -123,7 +123,6 @@ type pipelineView struct {
 	Version         store.PipelineVersion
 	DAG             template.HTML
 	ParseError      string
-	Tasks           []*pipeline.Task
 	Schedule        string
 	Runs            []store.Run
 	CanTrigger      bool
@@ -176,7 +175,7 @@ func (u *UI) pipelinePage(w http.ResponseWriter, r *http.Request, v *viewer) err
 	if err != nil {
 		view.ParseError = err.Error()
 	} else {
-		view.DAG, view.Tasks, view.Schedule = dagSVG(p, nil), p.Tasks, p.Schedule
+		view.DAG, view.Schedule = dagSVG(p, nil), p.Schedule
 	}
 	if _, rv, err := u.d.Scheduler.Runnable(ctx, ns, name); err == nil {
 		view.Runnable = fmt.Sprintf("version %d runs on schedule and when triggered", rv.Number)
@@ -253,6 +252,9 @@ func (u *UI) push(w http.ResponseWriter, r *http.Request, v *viewer) error {
 	if err != nil {
 		return accessError(err)
 	}
+	// The new version may change what runs and when: the scheduler
+	// looks again now rather than at its next tick.
+	u.d.Scheduler.Wake()
 	http.Redirect(w, r, fmt.Sprintf("/pipelines/%s/%s?version=%d", pathEsc(ver.Namespace), pathEsc(ver.Pipeline), ver.Number), http.StatusSeeOther)
 	return nil
 }
@@ -319,6 +321,8 @@ func (u *UI) approve(w http.ResponseWriter, r *http.Request, v *viewer) error {
 	if _, err := u.d.Access.Approve(ctx, v.P.Subject, ns, name, n); err != nil {
 		return accessError(err)
 	}
+	// An approved version may now be the one that runs.
+	u.d.Scheduler.Wake()
 	http.Redirect(w, r, fmt.Sprintf("/pipelines/%s/%s?version=%d", pathEsc(ns), pathEsc(name), n), http.StatusSeeOther)
 	return nil
 }

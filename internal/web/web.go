@@ -142,8 +142,7 @@ var funcs = template.FuncMap{
 		}
 		return to.Sub(from).Round(time.Millisecond).String()
 	},
-	"esc":   url.PathEscape,
-	"query": url.QueryEscape,
+	"esc": url.PathEscape,
 	"short": func(s string) string {
 		if len(s) > 12 {
 			return s[:12]
@@ -236,8 +235,7 @@ var errNotFound = &server.Error{Code: server.CodeNotFound, Message: "There is no
 // forbidden is a page the viewer may not see: the 403 page names the
 // permission.
 type forbidden struct {
-	Perm   access.Permission
-	Reason string
+	Perm access.Permission
 }
 
 func (f *forbidden) Error() string { return "forbidden: " + string(f.Perm) }
@@ -249,6 +247,7 @@ func (u *UI) page(fn pageFunc) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		p, err := u.d.API.Authenticate(r)
 		if err != nil {
+			dropStaleSession(w, r, err)
 			if r.Method == http.MethodGet && !strings.HasSuffix(r.URL.Path, ".json") {
 				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
@@ -265,11 +264,32 @@ func (u *UI) page(fn pageFunc) http.Handler {
 	})
 }
 
+// dropStaleSession clears the session cookie when it was the credential
+// that failed to authenticate (expired, revoked or unknown), so the
+// browser stops sending it: every failed session check is recorded in
+// the audit log, and a stale cookie would otherwise add a record to each
+// request. A failure of the server's own (a store error) keeps the
+// cookie, as does a request that presented a bearer token (the cookie
+// was not what failed).
+func dropStaleSession(w http.ResponseWriter, r *http.Request, err error) {
+	var se *server.Error
+	if !errors.As(err, &se) || se.Code != server.CodeUnauthenticated {
+		return
+	}
+	if r.Header.Get("Authorization") != "" {
+		return
+	}
+	if ck, cerr := r.Cookie(server.SessionCookie); cerr != nil || ck.Value == "" {
+		return
+	}
+	server.ClearCookie(w, server.SessionCookie)
+}
+
 // nav lists the sections the viewer may open. Sections whose permission
 // lives in a namespace are always listed: their pages filter per item.
 func (u *UI) nav(ctx context.Context, p api.Principal, path string) []navItem {
 	items := []navItem{{Href: "/pipelines", Label: "Pipelines"}}
-	if u.d.API.May(ctx, p, access.AuditRead, access.Resource{Type: access.ResAudit}) {
+	if u.d.API.May(ctx, p, access.AuditRead, auditRes) {
 		items = append(items, navItem{Href: "/audit", Label: "Audit log"})
 	}
 	if u.d.API.May(ctx, p, access.UserManage, access.Resource{Type: access.ResUser}) {
@@ -290,7 +310,7 @@ func (u *UI) authorize(ctx context.Context, v *viewer, perm access.Permission, r
 	err := u.d.API.Authorize(ctx, v.P, perm, res)
 	var se *server.Error
 	if errors.As(err, &se) && se.Code == server.CodeForbidden {
-		return &forbidden{Perm: perm, Reason: se.Message}
+		return &forbidden{Perm: perm}
 	}
 	return err
 }

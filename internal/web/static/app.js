@@ -1,7 +1,8 @@
 // Live progress for run and task pages: polls the run's status.json
 // (named by the #poll element's data-poll) and updates the task states in
 // place; when the run or the watched task reaches a new final state the
-// page reloads to show the outcome and the log. No inline script: the
+// page reloads to show the outcome and the log. Polling stops when the
+// server refuses it (401 or 403). No inline script: the
 // Content-Security-Policy allows only this file.
 (function () {
   "use strict";
@@ -39,10 +40,17 @@
     return !st.done;
   }
 
+  // A 401 (the session ended) or 403 (access withdrawn) will not change
+  // by asking again, and every refused request is recorded: polling
+  // stops. Other failures are retried more slowly.
   function poll() {
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { if (!r.ok) { throw new Error("status " + r.status); } return r.json(); })
-      .then(function (st) { if (apply(st)) { setTimeout(poll, 1000); } })
+      .then(function (r) {
+        if (r.status === 401 || r.status === 403) { return null; }
+        if (!r.ok) { throw new Error("status " + r.status); }
+        return r.json();
+      })
+      .then(function (st) { if (st && apply(st)) { setTimeout(poll, 1000); } })
       .catch(function () { setTimeout(poll, 5000); });
   }
   setTimeout(poll, 1000);
