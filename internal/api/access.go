@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -372,12 +373,17 @@ func (a *API) rejectRequest(w http.ResponseWriter, r *http.Request, c *Call) err
 	return WriteJSON(w, http.StatusOK, ViewRequest(q))
 }
 
-// decodeOptional is Decode for a body that may be left out.
+// decodeOptional is Decode for a body that may be left out: an empty
+// body, whether its length is declared 0 or unknown (chunked), leaves v
+// as it is.
 func decodeOptional(r *http.Request, v any) error {
 	if r.ContentLength == 0 {
 		return nil
 	}
-	return Decode(r, v)
+	if err := Decode(r, v); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
 }
 
 // ReviewItemView is one binding under review.

@@ -37,8 +37,11 @@ import (
 // Prefix is where the API is mounted.
 const Prefix = "/api/v1"
 
-// Deps are the services the handlers act through. Everything but Clock,
-// Logger and Metrics is required.
+// Deps are the services the handlers act through. Store, Auth and Access
+// are required (New refuses to build without them). Clock, Logger,
+// Metrics and Go have defaults. The others serve the endpoints that need
+// them: such an endpoint of an API built without one answers an error
+// rather than acting, and a production server provides them all.
 type Deps struct {
 	Store     store.Store
 	Auth      *auth.Service

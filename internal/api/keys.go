@@ -64,7 +64,7 @@ func (a *API) rotateKey(w http.ResponseWriter, r *http.Request, c *Call) error {
 		return server.Errorf(server.CodeNotFound, "this server has no keyring")
 	}
 	ctx := r.Context()
-	ev := apiEvent(r, c, "key.rotate", "kek", nil)
+	ev := event(r, c, "key.rotate", "kek", nil)
 	if err := a.recordFirst(ctx, ev); err != nil {
 		return err
 	}

@@ -457,10 +457,12 @@ func (a *API) pauser(pause bool) HandlerFunc {
 		if pause {
 			action = "schedule.pause"
 		}
-		if err := a.record(r, c, action, "pipeline:"+ref.Namespace+"/"+ref.Pipeline, nil); err != nil {
+		ev := event(r, c, action, "pipeline:"+ref.Namespace+"/"+ref.Pipeline, nil)
+		if err := a.recordFirst(ctx, ev); err != nil {
 			return err
 		}
 		if err := a.d.Scheduler.SetPaused(ctx, ref.Namespace, ref.Pipeline, c.Principal.User.Username, pause); err != nil {
+			a.recordFailed(ctx, ev, err)
 			return fmt.Errorf("%s %s/%s: %w", action, ref.Namespace, ref.Pipeline, err)
 		}
 		pauses, err := a.pauses(ctx)

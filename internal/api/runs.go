@@ -177,25 +177,16 @@ func (a *API) loadRun(r *http.Request) (store.Run, error) {
 	return run, err
 }
 
-// runWithTasks is the wire form of a run with its task runs.
-func (a *API) runWithTasks(ctx context.Context, run store.Run) (Run, error) {
-	out := a.runOf(run)
+// writeRun answers with a run and its task runs, in the given status.
+func (a *API) writeRun(ctx context.Context, w http.ResponseWriter, status int, run store.Run) error {
 	trs, err := a.d.Store.ListTaskRuns(ctx, run.ID)
 	if err != nil {
-		return out, fmt.Errorf("listing tasks of run %s: %w", run.ID, err)
+		return fmt.Errorf("listing tasks of run %s: %w", run.ID, err)
 	}
+	out := a.runOf(run)
 	out.Tasks = make([]TaskRun, 0, len(trs))
 	for _, tr := range trs {
 		out.Tasks = append(out.Tasks, taskRunOf(tr))
-	}
-	return out, nil
-}
-
-// writeRun answers with a run and its task runs, in the given status.
-func (a *API) writeRun(ctx context.Context, w http.ResponseWriter, status int, run store.Run) error {
-	out, err := a.runWithTasks(ctx, run)
-	if err != nil {
-		return err
 	}
 	return WriteJSON(w, status, out)
 }
@@ -208,21 +199,14 @@ func (a *API) getRun(w http.ResponseWriter, r *http.Request, _ *Call) error {
 	return a.writeRun(r.Context(), w, http.StatusOK, run)
 }
 
-// event is the audit record of a change the caller makes through the API.
+// event is the audit event of an action by the call's principal through
+// the API. Address is the caller's IP address without its port, as every
+// API record has it. Record it with audit.Do when the action is a store
+// write (both commit or neither does), else with recordFirst before the
+// action and recordFailed if the action then fails.
 func event(r *http.Request, c *Call, action, resource string, details map[string]string) audit.Event {
 	return audit.Event{Actor: c.Principal.Actor, Action: action, Resource: resource, Outcome: audit.OutcomeSuccess,
-		Source: audit.SourceAPI, Address: r.RemoteAddr, RequestID: server.RequestID(r.Context()), Details: details}
-}
-
-// record writes the audit record of a change before it is made: a change
-// whose record cannot be written does not happen. Changes made in one
-// store transaction record through it instead (audit.Record on the
-// transaction), so that both commit or neither does.
-func (a *API) record(r *http.Request, c *Call, action, resource string, details map[string]string) error {
-	if err := audit.Record(r.Context(), a.d.Store, event(r, c, action, resource, details)); err != nil {
-		return fmt.Errorf("recording %s: %w", action, err)
-	}
-	return nil
+		Source: audit.SourceAPI, Address: server.ClientIP(r), RequestID: server.RequestID(r.Context()), Details: details}
 }
 
 func (a *API) engine() (Engine, error) {
@@ -251,20 +235,25 @@ func (a *API) cancelRun(w http.ResponseWriter, r *http.Request, c *Call) error {
 	if run.State.Done() {
 		return server.Errorf(server.CodeConflict, "run %s already ended: %s", run.ID, run.State)
 	}
+	ev := event(r, c, "run.cancel", "run:"+run.ID, nil)
 	if eng.Executing(run.ID) {
-		if err := a.record(r, c, "run.cancel", "run:"+run.ID, nil); err != nil {
+		// Cancelling through the engine is not a store write that could
+		// share the record's transaction: record it first.
+		if err := a.recordFirst(r.Context(), ev); err != nil {
 			return err
 		}
 		if eng.Cancel(run.ID) {
 			return a.writeRun(r.Context(), w, http.StatusAccepted, run)
 		}
 		// It ended between the two calls.
-		return server.Errorf(server.CodeConflict, "run %s ended meanwhile; read it again", run.ID)
+		err := server.Errorf(server.CodeConflict, "run %s ended meanwhile; read it again", run.ID)
+		a.recordFailed(r.Context(), ev, err)
+		return err
 	}
 	if eng.Active(run) {
 		return server.Errorf(server.CodeConflict, "run %s is being executed by %s, not by this server; cancel it there", run.ID, run.Owner)
 	}
-	run, err = a.cancelIdle(r.Context(), run, event(r, c, "run.cancel", "run:"+run.ID, nil))
+	run, err = a.cancelIdle(r.Context(), run, ev)
 	if err != nil {
 		return err
 	}
@@ -289,11 +278,10 @@ func (a *API) cancelIdle(ctx context.Context, run store.Run, ev audit.Event) (st
 		defer cancel()
 		_ = a.d.Store.ReleaseRun(ctx, run.ID, owner)
 	}()
+	// The cancellation and its record commit together; a cancellation
+	// that fails is recorded as such.
 	var out store.Run
-	err := a.d.Store.InTx(ctx, func(tx store.Store) error {
-		if err := audit.Record(ctx, tx, ev); err != nil {
-			return err
-		}
+	err := audit.Do(ctx, a.d.Store, ev, func(tx store.Store) error {
 		trs, err := tx.ListTaskRuns(ctx, run.ID)
 		if err != nil {
 			return err
@@ -319,6 +307,7 @@ func (a *API) cancelIdle(ctx context.Context, run store.Run, ev audit.Event) (st
 			Error: "run cancelled by " + actor, From: []store.RunState{store.RunQueued, store.RunRunning}})
 		return err
 	})
+	a.checkpoint(ctx)
 	if errors.Is(err, store.ErrConflict) {
 		return run, server.Errorf(server.CodeConflict, "run %s changed while it was being cancelled; read it again", run.ID)
 	}
@@ -365,10 +354,7 @@ func (a *API) retryRun(w http.ResponseWriter, r *http.Request, c *Call) error {
 	}
 	ev := event(r, c, "run.retry", "run:"+run.ID, map[string]string{"version": strconv.Itoa(v.Number)})
 	now := a.d.Clock.Now()
-	err = a.d.Store.InTx(ctx, func(tx store.Store) error {
-		if err := audit.Record(ctx, tx, ev); err != nil {
-			return err
-		}
+	err = audit.Do(ctx, a.d.Store, ev, func(tx store.Store) error {
 		trs, err := tx.ListTaskRuns(ctx, run.ID)
 		if err != nil {
 			return err
@@ -382,9 +368,13 @@ func (a *API) retryRun(w http.ResponseWriter, r *http.Request, c *Call) error {
 				}
 			}
 		}
-		run, err = tx.SetRunState(ctx, store.SetRunState{RunID: run.ID, From: []store.RunState{run.State}, To: store.RunQueued, At: now})
+		queued, err := tx.SetRunState(ctx, store.SetRunState{RunID: run.ID, From: []store.RunState{run.State}, To: store.RunQueued, At: now})
+		if err == nil {
+			run = queued
+		}
 		return err
 	})
+	a.checkpoint(ctx)
 	if errors.Is(err, store.ErrConflict) {
 		return server.Errorf(server.CodeConflict, "run %s changed meanwhile; read it again", run.ID)
 	}
@@ -433,18 +423,11 @@ func (a *API) markTask(w http.ResponseWriter, r *http.Request, c *Call) error {
 	if to != store.TaskSuccess && to != store.TaskFailed {
 		return server.Errorf(server.CodeInvalid, "state: want success or failed, got %q", req.State)
 	}
-	run, err := a.loadRun(r)
+	run, tr, err := a.loadTask(r)
 	if err != nil {
 		return err
 	}
-	name := r.PathValue("task")
-	tr, err := a.d.Store.GetTaskRun(r.Context(), run.ID, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return server.Errorf(server.CodeNotFound, "run %s has no task %q", run.ID, name)
-	}
-	if err != nil {
-		return err
-	}
+	name := tr.Task
 	if !run.State.Done() {
 		return server.Errorf(server.CodeConflict, "run %s is %s; tasks are marked only once the run has ended", run.ID, run.State)
 	}
@@ -456,15 +439,16 @@ func (a *API) markTask(w http.ResponseWriter, r *http.Request, c *Call) error {
 		reason = "marked " + string(to) + " by " + c.Principal.Actor
 	}
 	ev := event(r, c, "run.mark", "run:"+run.ID, map[string]string{"task": name, "from": string(tr.State), "to": string(to), "reason": reason})
-	err = a.d.Store.InTx(r.Context(), func(tx store.Store) error {
-		if err := audit.Record(r.Context(), tx, ev); err != nil {
-			return err
-		}
-		var err error
-		tr, err = tx.SetTaskState(r.Context(), store.SetTaskState{RunID: run.ID, Task: name, To: to, At: a.d.Clock.Now(), Error: reason,
+	ctx := r.Context()
+	err = audit.Do(ctx, a.d.Store, ev, func(tx store.Store) error {
+		marked, err := tx.SetTaskState(ctx, store.SetTaskState{RunID: run.ID, Task: name, To: to, At: a.d.Clock.Now(), Error: reason,
 			From: []store.TaskState{store.TaskSuccess, store.TaskFailed, store.TaskSkipped, store.TaskCancelled}})
+		if err == nil || errors.Is(err, store.ErrConflict) {
+			tr = marked // on conflict, the task as it is
+		}
 		return err
 	})
+	a.checkpoint(ctx)
 	if errors.Is(err, store.ErrConflict) {
 		return server.Errorf(server.CodeConflict, "task %s of run %s is %s and cannot be marked", name, run.ID, tr.State)
 	}

@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -193,6 +195,48 @@ func TestCancelIdleRun(t *testing.T) {
 	}
 	if len(evs) != 1 || evs[0].Actor != "user:olga" || evs[0].Resource != "run:idle-1" {
 		t.Errorf("audit records of the cancel: %+v", evs)
+	}
+	// A run action's record has the caller's address as every API
+	// record has it: the IP address, without the port.
+	for _, ev := range evs {
+		var body struct {
+			Address string `json:"address"`
+		}
+		if err := json.Unmarshal(ev.Event, &body); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := net.SplitHostPort(body.Address); err == nil || net.ParseIP(body.Address) == nil {
+			t.Errorf("address of the cancel's record = %q, want an IP address without a port", body.Address)
+		}
+	}
+}
+
+// TestMarkFailureAudited: a mark the store refuses is answered 409 and
+// recorded with outcome failure.
+func TestMarkFailureAudited(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	olga := e.user("olga", "operations-engineer", "ops")
+	ctx := t.Context()
+	// A failed run whose tasks never left pending: none of them is in a
+	// state a mark may start from.
+	if _, err := e.app.Store.CreateRun(ctx, store.NewRun{ID: "ended-1", Namespace: "ops", Pipeline: "p", LogicalDate: "2026-01-01",
+		Trigger: "manual", Tasks: []string{"a"}, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.app.Store.SetRunState(ctx, store.SetRunState{RunID: "ended-1", From: []store.RunState{store.RunQueued}, To: store.RunFailed}); err != nil {
+		t.Fatal(err)
+	}
+	r := olga.do(http.MethodPost, api.Prefix+"/runs/ended-1/tasks/a/mark", api.MarkRequest{State: "success"})
+	if r.Status != http.StatusConflict || !strings.Contains(string(r.Body), "pending") {
+		t.Errorf("mark of a pending task = %d %s, want 409 naming its state", r.Status, r.Body)
+	}
+	evs, err := e.app.Store.ListAudit(ctx, store.AuditFilter{Action: "run.mark"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Outcome != "failure" || evs[0].Resource != "run:ended-1" {
+		t.Errorf("audit records of the refused mark: %+v", evs)
 	}
 }
 

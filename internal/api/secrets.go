@@ -66,6 +66,9 @@ func (a *API) listSecrets(w http.ResponseWriter, r *http.Request, _ *Call) error
 }
 
 func (a *API) deleteSecret(w http.ResponseWriter, r *http.Request, c *Call) error {
+	if a.d.Secrets == nil {
+		return server.Errorf(server.CodeNotFound, "this server keeps no secrets")
+	}
 	name := r.PathValue("name")
 	if err := secrets.ValidName(name); err != nil {
 		return &server.Error{Code: server.CodeInvalid, Message: err.Error(), Err: err}
@@ -75,7 +78,7 @@ func (a *API) deleteSecret(w http.ResponseWriter, r *http.Request, c *Call) erro
 	// audit record commit together; then the keys leave the cache.
 	details := map[string]string{}
 	var destroyed []string
-	err := audit.Do(ctx, a.d.Store, apiEvent(r, c, "secret.rm", "secret:"+name, details), func(tx store.Store) error {
+	err := audit.Do(ctx, a.d.Store, event(r, c, "secret.rm", "secret:"+name, details), func(tx store.Store) error {
 		var err error
 		destroyed, err = a.d.Secrets.DeleteIn(ctx, tx, name)
 		details["data_keys_destroyed"] = strings.Join(destroyed, ",")
@@ -95,16 +98,10 @@ func (a *API) deleteSecret(w http.ResponseWriter, r *http.Request, c *Call) erro
 	return nil
 }
 
-// apiEvent is the audit event of an action by the call's principal
-// through the API.
-func apiEvent(r *http.Request, c *Call, action, resource string, details map[string]string) audit.Event {
-	return audit.Event{Actor: c.Principal.Actor, Action: action, Resource: resource, Source: audit.SourceAPI,
-		Address: server.ClientIP(r), RequestID: server.RequestID(r.Context()), Details: details}
-}
-
 // recordFirst records ev as a success before an action that is not a
-// store write (a key rotation): if the record cannot be written, the
-// action must not happen.
+// store write (a key rotation, a cancellation through the engine): if the
+// record cannot be written, the action must not happen. If the action
+// then fails, recordFailed records that.
 func (a *API) recordFirst(ctx context.Context, ev audit.Event) error {
 	ev.Outcome = audit.OutcomeSuccess
 	if err := audit.Record(ctx, a.d.Store, ev); err != nil {

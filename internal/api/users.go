@@ -95,27 +95,20 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, _ *Call) error {
 	if err != nil {
 		return err
 	}
-	var after string
-	limit, err := Paging(r, &after)
+	page, err := listPage(r, us, func(u auth.User) string { return u.Username })
 	if err != nil {
 		return err
 	}
-	sort.Slice(us, func(i, j int) bool { return us[i].Username < us[j].Username })
-	start := sort.Search(len(us), func(i int) bool { return us[i].Username > after })
-	end := min(start+limit, len(us))
-	views := make([]UserView, 0, end-start)
-	for _, u := range us[start:end] {
+	// Views (which read each user's MFA enrolment) only for the page.
+	views := make([]UserView, 0, len(page.Items))
+	for _, u := range page.Items {
 		v, err := a.viewUser(r, u)
 		if err != nil {
 			return err
 		}
 		views = append(views, v)
 	}
-	next := ""
-	if end < len(us) {
-		next = Cursor(us[end-1].Username)
-	}
-	return WriteJSON(w, http.StatusOK, NewPage(views, next))
+	return WriteJSON(w, http.StatusOK, NewPage(views, page.NextCursor))
 }
 
 // userByName reads the account the path names, or answers not_found.

@@ -70,11 +70,6 @@ func (c *Client) GetRun(ctx context.Context, id string) (api.Run, error) {
 	return r, err
 }
 
-// CancelRun asks the server to cancel a run.
-func (c *Client) CancelRun(ctx context.Context, id string) error {
-	return c.Do(ctx, http.MethodPost, api.Prefix+"/runs/"+Segment(id)+"/cancel", nil, nil, nil)
-}
-
 // ListAttempts lists the attempts of a run's task, oldest first.
 func (c *Client) ListAttempts(ctx context.Context, runID, task string) ([]api.Attempt, error) {
 	return List[api.Attempt](ctx, c, api.Prefix+"/runs/"+Segment(runID)+"/tasks/"+Segment(task)+"/attempts", nil, 0)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -159,7 +160,9 @@ func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, 
 // DecodeJSON reads a JSON request body into v, refusing unknown fields and
 // trailing data. Errors are *Error values ready for WriteError: invalid for
 // malformed input (the message names what is wrong), too_large for a body
-// over the limit.
+// over the limit. An empty body (nothing but white space) is invalid
+// with an error that wraps io.EOF, so that a caller for whom the body
+// is optional can tell it apart.
 func DecodeJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -167,6 +170,9 @@ func DecodeJSON(r *http.Request, v any) error {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return &Error{Code: CodeTooLarge, Err: err}
+		}
+		if errors.Is(err, io.EOF) {
+			return &Error{Code: CodeInvalid, Message: "request body: empty; want a JSON object", Err: err}
 		}
 		return &Error{Code: CodeInvalid, Message: "request body: " + err.Error(), Err: err}
 	}
