@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"strconv"
 	"sync"
 	"time"
 
@@ -27,6 +29,8 @@ type TriggerRequest struct {
 	// Audit, when set, is the audit event of the trigger: it commits in
 	// the run's creation transaction (audit.Do), so the run exists only
 	// with its record, and a creation that fails is recorded as a failure.
+	// Trigger sets its "version" and "logical_date" details to the version
+	// and date the run was created with.
 	Audit *audit.Event
 }
 
@@ -34,7 +38,7 @@ type TriggerRequest struct {
 // final state. ErrNotRunnable if no version may run; pipeline.ErrParams
 // (wrapped) for bad parameters.
 func (s *Scheduler) Trigger(ctx context.Context, req TriggerRequest) (store.Run, error) {
-	p, _, err := s.Runnable(ctx, req.Namespace, req.Pipeline)
+	p, v, err := s.Runnable(ctx, req.Namespace, req.Pipeline)
 	if err != nil {
 		return store.Run{}, fmt.Errorf("triggering %s/%s: %w", req.Namespace, req.Pipeline, err)
 	}
@@ -58,7 +62,13 @@ func (s *Scheduler) Trigger(ctx context.Context, req TriggerRequest) (store.Run,
 		return err
 	}
 	if req.Audit != nil {
-		err = audit.Do(ctx, s.st, *req.Audit, create)
+		ev := *req.Audit
+		ev.Details = maps.Clone(ev.Details)
+		if ev.Details == nil {
+			ev.Details = map[string]string{}
+		}
+		ev.Details["version"], ev.Details["logical_date"] = strconv.Itoa(v.Number), date
+		err = audit.Do(ctx, s.st, ev, create)
 	} else {
 		err = create(s.st)
 	}

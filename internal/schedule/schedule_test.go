@@ -624,6 +624,11 @@ func TestTriggerAudited(t *testing.T) {
 	if len(got) != 2 || got[0] != "success " || !strings.HasPrefix(got[1], "failure creating run of manual: logical date") {
 		t.Errorf("audit records = %q, want a success, then the failure of the bad date", got)
 	}
+	// The record names the version and the logical date the run was
+	// created with, which the caller did not give.
+	if d := entries[0].Details; d["version"] != "1" || d["logical_date"] != "2026-03-01" {
+		t.Errorf("success record details = %v, want version 1, logical_date 2026-03-01", d)
+	}
 }
 
 // TestLoop runs the real loop: Start, a tick, a run, Stop (twice).

@@ -337,20 +337,17 @@ func (u *UI) trigger(w http.ResponseWriter, r *http.Request, v *viewer) error {
 	if err := u.authorize(ctx, v, access.RunTrigger, runRes(ns, name)); err != nil {
 		return err
 	}
-	_, ver, err := u.d.Scheduler.Runnable(ctx, ns, name)
-	if errors.Is(err, schedule.ErrNotRunnable) {
-		return &server.Error{Code: server.CodeConflict, Message: "Nothing to run: " + err.Error(), Err: err}
-	} else if err != nil {
-		return err
-	}
 	ev := audit.Event{Actor: v.P.Actor, Action: "run.trigger", Resource: "pipeline:" + ns + "/" + name,
 		Source: audit.SourceAPI, Address: server.ClientIP(r),
-		RequestID: server.RequestID(ctx), Details: map[string]string{"version": strconv.Itoa(ver.Number), "via": "ui"}}
+		RequestID: server.RequestID(ctx), Details: map[string]string{"via": "ui"}}
 	if err := u.d.Scheduler.PrepareWorkspace(ns, name); err != nil {
 		return err
 	}
 	run, err := u.d.Scheduler.Trigger(ctx, schedule.TriggerRequest{Namespace: ns, Pipeline: name, Detach: true, Audit: &ev})
 	if err != nil {
+		if errors.Is(err, schedule.ErrNotRunnable) {
+			return &server.Error{Code: server.CodeConflict, Message: "Nothing to run: " + err.Error(), Err: err}
+		}
 		if errors.Is(err, pipeline.ErrParams) {
 			return &server.Error{Code: server.CodeInvalid, Message: err.Error(), Err: err}
 		}
