@@ -184,7 +184,7 @@ func (a *API) pipelineOf(ctx context.Context, ref store.PipelineRef, pauses map[
 			// removed since) must not hide the pipeline from its list;
 			// the cause names server paths, so it goes to the log.
 			a.d.Logger.Error("reading the runnable version", "pipeline", ref.Namespace+"/"+ref.Pipeline, "error", err)
-			out.NotRunnable = "the runnable version cannot be read on this server; the server log says why"
+			out.NotRunnable = schedule.UnparsableReason
 			p = nil
 		default:
 			out.RunnableVersion = v.Number
@@ -500,6 +500,10 @@ func (a *API) triggerRun(w http.ResponseWriter, r *http.Request, c *Call) error 
 	ref := refOf(r)
 	ctx := r.Context()
 	p, v, err := a.d.Scheduler.Runnable(ctx, ref.Namespace, ref.Pipeline)
+	if errors.Is(err, schedule.ErrUnparsable) {
+		a.d.Logger.Error("reading the runnable version", "pipeline", ref.Namespace+"/"+ref.Pipeline, "error", err)
+		return server.Errorf(server.CodeConflict, "%s", schedule.UnparsableReason)
+	}
 	if errors.Is(err, schedule.ErrNotRunnable) {
 		if _, lerr := a.d.Store.LatestPipelineVersion(ctx, ref.Namespace, ref.Pipeline); errors.Is(lerr, store.ErrNotFound) {
 			return server.Errorf(server.CodeNotFound, "no pipeline %s/%s: no version was pushed", ref.Namespace, ref.Pipeline)

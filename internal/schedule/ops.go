@@ -258,6 +258,11 @@ func (s *Scheduler) List(ctx context.Context) ([]Status, error) {
 		switch {
 		case errors.Is(err, ErrNotRunnable):
 			st.NotRunnable = err.Error()
+		case errors.Is(err, ErrUnparsable):
+			// One pipeline that cannot run does not hide the others. The
+			// cause names paths of this machine: it goes to the log.
+			s.log.Error("reading the runnable version", "pipeline", ref.Namespace+"/"+ref.Pipeline, "error", err)
+			st.NotRunnable = UnparsableReason
 		case err != nil:
 			return nil, fmt.Errorf("listing schedules: %w", err)
 		default:

@@ -39,10 +39,18 @@ import (
 )
 
 // Sentinel errors.
+// UnparsableReason is what a listing says of a pipeline whose runnable
+// version does not parse; the parser's message, which names paths of the
+// machine, is logged instead.
+const UnparsableReason = "the runnable version does not parse on this server; the server log says why"
+
 var (
 	// ErrNotRunnable: the pipeline has no version that may run on
 	// schedule (none pushed, or, in a protected namespace, none approved).
 	ErrNotRunnable = errors.New("no runnable version")
+	// ErrUnparsable: the runnable version stored does not parse (with
+	// this binary's spec and connectors), so it cannot run.
+	ErrUnparsable = errors.New("stored version does not parse")
 	// ErrNoSchedule: the pipeline's runnable version has no schedule, so
 	// it has no ticks to backfill.
 	ErrNoSchedule = errors.New("pipeline has no schedule")
@@ -502,10 +510,10 @@ func (s *Scheduler) parsed(ctx context.Context, ref store.PipelineRef, v access.
 	}
 	p, err := pipeline.Parse(s.workspaceFile(ref), pv.Content, s.opts.Parse)
 	if err != nil {
-		return nil, fmt.Errorf("parsing %s: %w", v, err)
+		return nil, fmt.Errorf("parsing %s: %w: %w", v, ErrUnparsable, err)
 	}
 	if p.Namespace != v.Namespace || p.Name != v.Pipeline {
-		return nil, fmt.Errorf("parsing %s: the file names pipeline %s/%s", v, p.Namespace, p.Name)
+		return nil, fmt.Errorf("parsing %s: %w: the file names pipeline %s/%s", v, ErrUnparsable, p.Namespace, p.Name)
 	}
 	s.mu.Lock()
 	s.cache[ref] = cached{hash: v.Hash, p: p}

@@ -425,6 +425,39 @@ func TestProtectedNamespace(t *testing.T) {
 	}
 }
 
+// A stored version that no longer parses makes its pipeline not runnable
+// (the parser's message, which names paths, goes to the log); the other
+// pipelines are still listed.
+func TestListUnparsableVersion(t *testing.T) {
+	t.Parallel()
+	en := newEnv(t, utc(2026, 3, 1, 12, 0))
+	ctx := t.Context()
+	en.push("crm", "good", `schedule: "0 2 * * *"`)
+	if _, err := en.store.PutPipelineVersion(ctx, store.PipelineVersion{Namespace: "crm", Pipeline: "broken",
+		Hash: "h1", Content: []byte("pipeline: broken\nnamespace: crm\ntasks:\n  a:\n    shelll: [true]\n"),
+		Author: "ann", CreatedAt: en.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	s := en.scheduler(nil)
+	st, err := s.List(ctx)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	got := map[string]Status{}
+	for _, x := range st {
+		got[x.Pipeline] = x
+	}
+	if got["good"].Version != 1 {
+		t.Errorf("good: %+v, want version 1", got["good"])
+	}
+	if b := got["broken"]; b.Version != 0 || b.NotRunnable != UnparsableReason {
+		t.Errorf("broken: version %d, reason %q; want not runnable: %s", b.Version, b.NotRunnable, UnparsableReason)
+	}
+	if _, err := s.Trigger(ctx, TriggerRequest{Namespace: "crm", Pipeline: "broken"}); !errors.Is(err, ErrUnparsable) {
+		t.Errorf("triggering the unparsable version: %v, want ErrUnparsable", err)
+	}
+}
+
 func TestMaxActiveRuns(t *testing.T) {
 	t.Parallel()
 	en := newEnv(t, utc(2026, 3, 1, 0, 30))

@@ -181,6 +181,9 @@ func (u *UI) pipelinePage(w http.ResponseWriter, r *http.Request, v *viewer) err
 		view.Runnable = fmt.Sprintf("version %d runs on schedule and when triggered", rv.Number)
 	} else if errors.Is(err, schedule.ErrNotRunnable) {
 		view.Runnable = "no version may run: " + err.Error()
+	} else if errors.Is(err, schedule.ErrUnparsable) {
+		server.Logger(ctx).Error("reading the runnable version", "pipeline", ns+"/"+name, "error", err)
+		view.Runnable = schedule.UnparsableReason
 	} else {
 		return err
 	}
@@ -347,6 +350,9 @@ func (u *UI) trigger(w http.ResponseWriter, r *http.Request, v *viewer) error {
 	if err != nil {
 		if errors.Is(err, schedule.ErrNotRunnable) {
 			return &server.Error{Code: server.CodeConflict, Message: "Nothing to run: " + err.Error(), Err: err}
+		}
+		if errors.Is(err, schedule.ErrUnparsable) {
+			return &server.Error{Code: server.CodeConflict, Message: schedule.UnparsableReason, Err: err}
 		}
 		if errors.Is(err, pipeline.ErrParams) {
 			return &server.Error{Code: server.CodeInvalid, Message: err.Error(), Err: err}
