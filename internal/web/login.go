@@ -90,11 +90,6 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		refuse(err)
 		return
 	}
-	if usr.MustChangePassword {
-		view.Error = "This account must choose a new password before it can sign in: run 'sluice login'."
-		u.render(w, r, http.StatusUnauthorized, "login", nil, "Sign in", view)
-		return
-	}
 	enrolled, err := u.d.Auth.MFAEnrolled(ctx, usr.ID)
 	if err != nil {
 		refuse(err)
@@ -118,14 +113,24 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		}
 		mfa = true
 	}
+	// Only once the second factor is proven: before, saying that the
+	// password must be changed would tell whoever has only the password
+	// that it is right.
+	if usr.MustChangePassword {
+		view.Error = "This account must choose a new password before it can sign in: run 'sluice login'."
+		u.render(w, r, http.StatusUnauthorized, "login", nil, "Sign in", view)
+		return
+	}
 	secret, _, err := u.d.Auth.NewSession(ctx, usr.ID, auth.MethodPassword, mfa)
 	if err != nil {
 		refuse(err)
 		return
 	}
 	// Strict: the browser never sends the session on a request another
-	// site started, not even a top-level link.
-	server.SetCookie(w, server.SessionCookie, secret, sessionTTL, true)
+	// site started, not even a top-level link. A session cookie (no
+	// Max-Age), as the API sets: the server ends the session at its idle
+	// or absolute timeout whatever the browser keeps.
+	server.SetCookie(w, server.SessionCookie, secret, 0, true)
 	http.Redirect(w, r, view.Next, http.StatusSeeOther)
 }
 

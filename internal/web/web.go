@@ -48,10 +48,6 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// sessionTTL is how long the browser keeps the session cookie; the auth
-// service's own idle and absolute limits still apply to the session.
-const sessionTTL = 12 * time.Hour
-
 // Log attribute keys.
 const (
 	keyError = "error"
