@@ -298,8 +298,10 @@ func accessError(err error) error {
 		return &server.Error{Code: server.CodeConflict, Message: "Refused by rule " + sod.Rule + ": " + sod.Detail, Err: err}
 	case errors.Is(err, access.ErrDenied):
 		return &server.Error{Code: server.CodeForbidden, Message: "Not allowed: " + err.Error(), Err: err}
-	case errors.Is(err, access.ErrInvalid), errors.Is(err, access.ErrUnknownRole):
+	case errors.Is(err, access.ErrInvalid), errors.Is(err, access.ErrUnknownRole), errors.Is(err, access.ErrUnknownPermission):
 		return &server.Error{Code: server.CodeInvalid, Message: err.Error(), Err: err}
+	case errors.Is(err, access.ErrRequestExpired):
+		return &server.Error{Code: server.CodeConflict, Message: err.Error(), Err: err}
 	case errors.Is(err, store.ErrConflict):
 		return &server.Error{Code: server.CodeConflict, Message: "Someone else changed it first; reload the page.", Err: err}
 	case errors.Is(err, store.ErrNotFound):
